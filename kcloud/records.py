@@ -1,0 +1,288 @@
+"""Wire records: the pydantic models of what travels on the project's Kafka topics.
+
+`NodeSnapshot` is one message on `kcloud.telemetry.v1` (one node, one tick, many `DeviceSample`s);
+`DeadLetter` is one message on `kcloud.deadletter.v1`; `DeploymentEvent` one on
+`kcloud.deployments.v1`. Units are fixed by the field names (see `kcloud/catalog.yaml`); a value out of
+its physical range is a validation error naming the field, never clamped, and a reading the source
+cannot give is null, never a made-up zero.
+
+Example:
+    >>> snap = parse_snapshot(b'{"schema": "kcloud.telemetry/1", ...}')  # doctest: +SKIP
+    >>> snap.devices[0].power_w
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+from datetime import UTC, datetime
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    AfterValidator,
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+
+__all__ = [
+    "DEPLOYMENT_EVENT_TYPES",
+    "SCHEMA_TAG",
+    "Attribution",
+    "DeadLetter",
+    "DeploymentEvent",
+    "DeviceSample",
+    "InvalidSnapshot",
+    "NodeRef",
+    "NodeSnapshot",
+    "Throughput",
+    "canonical_device_uuid",
+    "parse_snapshot",
+]
+
+SCHEMA_TAG = "kcloud.telemetry/1"
+
+Health = Literal["ok", "degraded", "failed", "unknown"]
+Kind = Literal["gpu", "npu"]
+DEPLOYMENT_EVENT_TYPES = (
+    "commissioned",
+    "active",
+    "idle",
+    "offline",
+    "returned",
+    "health_changed",
+    "relocated",
+    "decommissioned",
+)
+EventType = Literal[
+    "commissioned", "active", "idle", "offline", "returned", "health_changed", "relocated", "decommissioned"
+]
+
+Ident = Annotated[str, StringConstraints(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9][A-Za-z0-9._:/@-]*$")]
+Slug = Annotated[
+    str, StringConstraints(min_length=1, max_length=64, to_lower=True, pattern=r"^[A-Za-z0-9][A-Za-z0-9_-]*$")
+]
+Label = Annotated[str, StringConstraints(min_length=1, max_length=256)]
+Source = Annotated[
+    str,
+    StringConstraints(pattern=r"^(nvml|nvidia-smi|sim|prom:[a-z0-9_-]{1,32}|push:[a-z0-9_-]{1,64})$"),
+]
+
+
+def canonical_device_uuid(raw: str) -> str:
+    """Lower-case, surrounding blanks and a `GPU-`/`MIG-` style prefix stripped.
+
+    >>> canonical_device_uuid("GPU-1F2A3B4C-0000-1111-2222-333344445555")
+    '1f2a3b4c-0000-1111-2222-333344445555'
+    """
+    value = raw.strip().lower()
+    if value.startswith("gpu-"):
+        value = value[4:]
+    if not value:
+        raise ValueError("device_uuid is empty")
+    if len(value) > 128:
+        raise ValueError("device_uuid is longer than 128 characters")
+    return value
+
+
+DeviceUuid = Annotated[str, AfterValidator(canonical_device_uuid)]
+
+_WIRE = ConfigDict(extra="forbid", strict=True, frozen=True, allow_inf_nan=False)
+
+
+class Throughput(BaseModel):
+    """Work served by the device in the sample interval: the numerator of performance per watt."""
+
+    model_config = _WIRE
+    value: float = Field(ge=0)
+    unit: Label
+    workload: Label
+
+
+class Attribution(BaseModel):
+    """Who the device (or its slice) is allocated to. A shared device says so in every sample."""
+
+    model_config = _WIRE
+    tenant: Label | None = None
+    namespace: Label | None = None
+    pod: Label | None = None
+    container: Label | None = None
+
+
+class DeviceSample(BaseModel):
+    """One accelerator (or one slice of it) at one instant, in canonical units."""
+
+    model_config = _WIRE
+
+    device_uuid: DeviceUuid
+    vendor: Slug
+    kind: Kind
+    model: Label | None = None
+    arch: Label | None = None
+    index: Annotated[str, StringConstraints(max_length=32)] | None = None
+    pci_bus_id: Annotated[str, StringConstraints(max_length=64)] | None = None
+    subdevice: Annotated[str, StringConstraints(max_length=64)] | None = None
+    util_pct: float | None = Field(None, ge=0, le=100)
+    mem_used_bytes: int | None = Field(None, ge=0, le=2**50)
+    mem_total_bytes: int | None = Field(None, ge=0, le=2**50)
+    power_w: float | None = Field(None, ge=0, le=5000)
+    power_limit_w: float | None = Field(None, ge=0, le=5000)
+    energy_j: float | None = Field(None, ge=0, le=1e15)
+    temp_c: float | None = Field(None, ge=-40, le=150)
+    clock_mhz: float | None = Field(None, ge=0, le=10000)
+    health: Health | None = None
+    ecc_uncorrected: int | None = Field(None, ge=0, le=2**53)
+    throughput: Throughput | None = None
+    attribution: Attribution | None = None
+
+    @model_validator(mode="after")
+    def _memory_fits(self) -> DeviceSample:
+        if (
+            self.mem_used_bytes is not None
+            and self.mem_total_bytes is not None
+            and self.mem_used_bytes > self.mem_total_bytes
+        ):
+            raise ValueError(
+                f"mem_used_bytes ({self.mem_used_bytes}) exceeds mem_total_bytes ({self.mem_total_bytes})"
+            )
+        return self
+
+
+class NodeRef(BaseModel):
+    """The node a snapshot comes from."""
+
+    model_config = _WIRE
+    node_id: Ident
+    site_id: Ident
+    hostname: Annotated[str, StringConstraints(min_length=1, max_length=255)] | None = None
+
+
+class NodeSnapshot(BaseModel):
+    """One message on `kcloud.telemetry.v1`: every accelerator of one node at one tick; key = node_id."""
+
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True, allow_inf_nan=False, populate_by_name=True)
+
+    schema_tag: Literal["kcloud.telemetry/1"] = Field(SCHEMA_TAG, alias="schema")
+    node: NodeRef
+    source: Source
+    collected_at: AwareDatetime
+    seq: int = Field(ge=0, le=2**63 - 1)
+    devices: list[DeviceSample] = Field(max_length=4096)
+
+    @field_validator("collected_at")
+    @classmethod
+    def _to_utc(cls, value: datetime) -> datetime:
+        return value.astimezone(UTC)
+
+    @model_validator(mode="after")
+    def _devices_unique(self) -> NodeSnapshot:
+        seen: set[tuple[str, str | None]] = set()
+        for dev in self.devices:
+            key = (dev.device_uuid, dev.subdevice)
+            if key in seen:
+                raise ValueError(f"device {dev.device_uuid} (subdevice {dev.subdevice}) appears twice")
+            seen.add(key)
+        return self
+
+    def to_json_bytes(self) -> bytes:
+        """The wire form: compact JSON with `schema` first."""
+        return self.model_dump_json(by_alias=True, exclude_none=True).encode()
+
+
+class InvalidSnapshot(ValueError):
+    """A message that is not a valid snapshot: `reason` is a stable code, `detail` says what and where."""
+
+    def __init__(self, reason: str, detail: str) -> None:
+        super().__init__(f"{reason}: {detail}")
+        self.reason = reason
+        self.detail = detail
+
+
+def _describe_errors(exc: ValidationError) -> str:
+    parts = []
+    for err in exc.errors(include_url=False)[:5]:
+        loc = ".".join(str(p) for p in err["loc"]) or "snapshot"
+        parts.append(f"{loc}: {err['msg']}")
+    more = exc.error_count() - len(parts)
+    return "; ".join(parts) + (f" (and {more} more)" if more > 0 else "")
+
+
+def parse_snapshot(raw: bytes | str) -> NodeSnapshot:
+    """Validate one wire message. Raises `InvalidSnapshot` with reason `invalid_json`, `unknown_schema`
+    or `invalid_field` and a detail naming the field(s) at fault."""
+    try:
+        doc: Any = json.loads(raw)
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise InvalidSnapshot("invalid_json", str(exc)) from exc
+    if not isinstance(doc, dict):
+        raise InvalidSnapshot("invalid_json", f"expected a JSON object, got {type(doc).__name__}")
+    if doc.get("schema") != SCHEMA_TAG:
+        raise InvalidSnapshot("unknown_schema", f"schema is {doc.get('schema')!r}, expected {SCHEMA_TAG!r}")
+    try:
+        return NodeSnapshot.model_validate_json(raw)
+    except ValidationError as exc:
+        raise InvalidSnapshot("invalid_field", _describe_errors(exc)) from exc
+
+
+class DeadLetter(BaseModel):
+    """One message on `kcloud.deadletter.v1`: the rejected bytes, where they came from and why."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    reason: str
+    detail: str
+    stage: str = Field(description="what rejected it: ingest, gateway, collector:<name>")
+    source_topic: str | None = None
+    partition: int | None = None
+    offset: int | None = None
+    key: str | None = None
+    original_b64: str
+    rejected_at: AwareDatetime
+
+    @classmethod
+    def from_bytes(
+        cls,
+        original: bytes,
+        *,
+        reason: str,
+        detail: str,
+        stage: str,
+        source_topic: str | None = None,
+        partition: int | None = None,
+        offset: int | None = None,
+        key: bytes | None = None,
+    ) -> DeadLetter:
+        return cls(
+            reason=reason,
+            detail=detail,
+            stage=stage,
+            source_topic=source_topic,
+            partition=partition,
+            offset=offset,
+            key=key.decode("utf-8", "replace") if key is not None else None,
+            original_b64=base64.b64encode(original).decode("ascii"),
+            rejected_at=datetime.now(UTC),
+        )
+
+    def original(self) -> bytes:
+        """The bytes exactly as they were received."""
+        return base64.b64decode(self.original_b64)
+
+
+class DeploymentEvent(BaseModel):
+    """One lifecycle transition of a device on `kcloud.deployments.v1` (and a row of `deployment_events`)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
+
+    device_uuid: DeviceUuid
+    vendor: Slug
+    event: EventType
+    at: AwareDatetime
+    node_id: Ident
+    site_id: Ident
+    details: dict[str, Any] = Field(default_factory=dict)

@@ -1,0 +1,157 @@
+"""Settings for every stage: one pydantic model, read from `KCLOUD_*` environment variables and an
+optional TOML file.
+
+Precedence, strongest first: explicit overrides (CLI flags), environment, the TOML file
+(`--config`, `KCLOUD_CONFIG`, or `./kcloud.toml` when present), the defaults below. Unknown keys in
+the file and unknown `KCLOUD_*` variables stop start-up with a message naming them: a typo must never
+silently fall back to a default.
+
+Example:
+    >>> s = load_settings(overrides={"kafka_bootstrap": "127.0.0.1:19092"})
+    >>> s.kafka_bootstrap
+    '127.0.0.1:19092'
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import Field, ValidationError
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+__all__ = ["ENV_PREFIX", "Settings", "SettingsError", "load_settings"]
+
+ENV_PREFIX = "KCLOUD_"
+_CONFIG_ENV = "KCLOUD_CONFIG"
+_DEFAULT_CONFIG = Path("kcloud.toml")
+
+
+class SettingsError(Exception):
+    """A configuration problem, with a message meant for the person who wrote the configuration."""
+
+
+class Settings(BaseSettings):
+    """Every tunable of the service, with its default."""
+
+    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, extra="forbid", validate_default=True)
+
+    # local infrastructure (infra/)
+    state_dir: Path = Field(Path(".kcloud"), description="Directory for Kafka and PostgreSQL data and logs.")
+    kafka_bootstrap: str = Field("127.0.0.1:9092", description="Kafka bootstrap servers (host:port[,...]).")
+    kafka_controller_port: int = Field(9093, description="KRaft controller port of the local broker.")
+    kafka_heap_mb: int = Field(512, ge=128, description="Heap of the local broker's JVM, in MiB.")
+    kafka_partitions: int = Field(6, ge=1, description="Partitions of each project topic when created.")
+    database_url: str | None = Field(
+        None, description="PostgreSQL URL; when set, this server is used as-is and none is started."
+    )
+    pg_port: int = Field(54329, description="Port of the project's own PostgreSQL cluster.")
+    startup_timeout_s: float = Field(90.0, gt=0, description="How long `infra up` waits for a service.")
+
+    # storage
+    timescale: Literal["auto", "on", "off"] = Field(
+        "auto", description="Use TimescaleDB: auto (when installable), on (required), off (plain PostgreSQL)."
+    )
+    retention_days: int = Field(400, ge=1, description="Raw samples older than this are dropped.")
+    compress_after_days: int = Field(7, ge=1, description="TimescaleDB compresses chunks older than this.")
+    partitions_ahead_days: int = Field(7, ge=1, description="Plain PostgreSQL: daily partitions made ahead.")
+
+    # stream processors (streams/)
+    app_id: str = Field("kcloud-streams", description="Faust app id = Kafka consumer group of the workers.")
+    worker_web_port: int = Field(6066, description="Port of a stream worker's web server (one per worker).")
+    ingest_batch_size: int = Field(5000, ge=1, description="Most snapshots written to the database at once.")
+    ingest_batch_seconds: float = Field(1.0, gt=0, description="Longest wait to fill an ingest batch.")
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        return (init_settings, env_settings)
+
+    @property
+    def kafka_port(self) -> int:
+        """Port of the first bootstrap server."""
+        return int(self.kafka_bootstrap.split(",")[0].rsplit(":", 1)[1])
+
+    @property
+    def local_database_url(self) -> str:
+        """URL of the project's own cluster (what `infra up` starts)."""
+        return f"postgresql://kcloud@127.0.0.1:{self.pg_port}/kcloud"
+
+    @property
+    def effective_database_url(self) -> str:
+        """The database every stage talks to: `database_url` if set, else the local cluster."""
+        return self.database_url or self.local_database_url
+
+
+def _field_names() -> set[str]:
+    return set(Settings.model_fields)
+
+
+def _read_toml(path: Path) -> dict[str, Any]:
+    try:
+        with path.open("rb") as fh:
+            data = tomllib.load(fh)
+    except FileNotFoundError as exc:
+        raise SettingsError(f"config file {path} does not exist") from exc
+    except tomllib.TOMLDecodeError as exc:
+        raise SettingsError(f"config file {path} is not valid TOML: {exc}") from exc
+    unknown = sorted(set(data) - _field_names())
+    if unknown:
+        raise SettingsError(
+            f"config file {path}: unknown key(s) {', '.join(unknown)}; "
+            f"known keys are listed by `kcloud config show`"
+        )
+    return data
+
+
+def _check_environment() -> None:
+    known = {ENV_PREFIX + name.upper() for name in _field_names()} | {_CONFIG_ENV}
+    unknown = sorted(k for k in os.environ if k.upper().startswith(ENV_PREFIX) and k.upper() not in known)
+    if unknown:
+        raise SettingsError(
+            f"unknown environment variable(s) {', '.join(unknown)}; known ones are "
+            f"{ENV_PREFIX}<KEY> for the keys listed by `kcloud config show`"
+        )
+
+
+def load_settings(config_file: Path | None = None, overrides: dict[str, Any] | None = None) -> Settings:
+    """Build the settings from defaults, the TOML file, the environment and `overrides`.
+
+    Raises `SettingsError` naming the key at fault.
+    """
+    _check_environment()
+    path = config_file
+    if path is None and os.environ.get(_CONFIG_ENV):
+        path = Path(os.environ[_CONFIG_ENV])
+    if path is None and _DEFAULT_CONFIG.exists():
+        path = _DEFAULT_CONFIG
+    file_values = _read_toml(path) if path is not None else {}
+    try:
+        from_env = Settings()
+    except ValidationError as exc:
+        raise SettingsError(_describe(exc, "environment")) from exc
+    present = {name.upper() for name in os.environ}
+    env_set = {k for k in _field_names() if ENV_PREFIX + k.upper() in present}
+    merged: dict[str, Any] = dict(file_values)
+    merged.update({k: getattr(from_env, k) for k in env_set})
+    merged.update({k: v for k, v in (overrides or {}).items() if v is not None})
+    try:
+        return Settings(**merged)
+    except ValidationError as exc:
+        raise SettingsError(_describe(exc, str(path) if path else "settings")) from exc
+
+
+def _describe(exc: ValidationError, where: str) -> str:
+    parts = []
+    for err in exc.errors():
+        loc = ".".join(str(p) for p in err["loc"]) or "?"
+        parts.append(f"{loc}: {err['msg']}")
+    return f"invalid {where}: " + "; ".join(parts)

@@ -1,0 +1,27 @@
+"""Kafka topic names and their shapes: the one place a topic name is spelled.
+
+Topics are created explicitly (never auto-created by a first produce) with the partition count from
+settings; every topic is keyed by `node_id` so that one node's snapshots stay in order on one partition.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+__all__ = ["ALL_TOPICS", "DEADLETTER", "DEPLOYMENTS", "TELEMETRY", "TopicSpec"]
+
+
+@dataclass(frozen=True)
+class TopicSpec:
+    """A project topic: name, what it carries, and its retention."""
+
+    name: str
+    purpose: str
+    retention_ms: int
+
+
+TELEMETRY = TopicSpec("kcloud.telemetry.v1", "node snapshots from collectors and the gateway", 7 * 86_400_000)
+DEADLETTER = TopicSpec("kcloud.deadletter.v1", "rejected input with its reason and original bytes", 30 * 86_400_000)
+DEPLOYMENTS = TopicSpec("kcloud.deployments.v1", "device lifecycle transitions", 365 * 86_400_000)
+
+ALL_TOPICS: tuple[TopicSpec, ...] = (TELEMETRY, DEADLETTER, DEPLOYMENTS)
