@@ -16,7 +16,7 @@ from __future__ import annotations
 import base64
 import json
 from datetime import UTC, datetime
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Final, Literal
 
 from pydantic import (
     AfterValidator,
@@ -45,7 +45,7 @@ __all__ = [
     "parse_snapshot",
 ]
 
-SCHEMA_TAG = "kcloud.telemetry/1"
+SCHEMA_TAG: Final = "kcloud.telemetry/1"
 
 Health = Literal["ok", "degraded", "failed", "unknown"]
 Kind = Literal["gpu", "npu"]
@@ -63,7 +63,9 @@ EventType = Literal[
     "commissioned", "active", "idle", "offline", "returned", "health_changed", "relocated", "decommissioned"
 ]
 
-Ident = Annotated[str, StringConstraints(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9][A-Za-z0-9._:/@-]*$")]
+Ident = Annotated[
+    str, StringConstraints(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9][A-Za-z0-9._:/@-]*$")
+]
 Slug = Annotated[
     str, StringConstraints(min_length=1, max_length=64, to_lower=True, pattern=r"^[A-Za-z0-9][A-Za-z0-9_-]*$")
 ]
@@ -75,7 +77,7 @@ Source = Annotated[
 
 
 def canonical_device_uuid(raw: str) -> str:
-    """Lower-case, surrounding blanks and a `GPU-`/`MIG-` style prefix stripped.
+    """Lower-case, surrounding blanks and a `GPU-` prefix stripped; a `MIG-` prefix is kept.
 
     >>> canonical_device_uuid("GPU-1F2A3B4C-0000-1111-2222-333344445555")
     '1f2a3b4c-0000-1111-2222-333344445555'
@@ -165,7 +167,9 @@ class NodeRef(BaseModel):
 class NodeSnapshot(BaseModel):
     """One message on `kcloud.telemetry.v1`: every accelerator of one node at one tick; key = node_id."""
 
-    model_config = ConfigDict(extra="forbid", strict=True, frozen=True, allow_inf_nan=False, populate_by_name=True)
+    model_config = ConfigDict(
+        extra="forbid", strict=True, frozen=True, allow_inf_nan=False, populate_by_name=True
+    )
 
     schema_tag: Literal["kcloud.telemetry/1"] = Field(SCHEMA_TAG, alias="schema")
     node: NodeRef
@@ -179,22 +183,26 @@ class NodeSnapshot(BaseModel):
     def _to_utc(cls, value: datetime) -> datetime:
         return value.astimezone(UTC)
 
-    @model_validator(mode="after")
-    def _devices_unique(self) -> NodeSnapshot:
-        seen: set[tuple[str, str | None]] = set()
-        for dev in self.devices:
+    @field_validator("devices")
+    @classmethod
+    def _devices_unique(cls, devices: list[DeviceSample]) -> list[DeviceSample]:
+        seen: dict[tuple[str, str | None], int] = {}
+        for i, dev in enumerate(devices):
             key = (dev.device_uuid, dev.subdevice)
             if key in seen:
-                raise ValueError(f"device {dev.device_uuid} (subdevice {dev.subdevice}) appears twice")
-            seen.add(key)
-        return self
+                raise ValueError(
+                    f"device_uuid {dev.device_uuid!r} (subdevice {dev.subdevice!r}) appears at "
+                    f"devices[{seen[key]}] and devices[{i}]; send each device once per snapshot"
+                )
+            seen[key] = i
+        return devices
 
     def to_json_bytes(self) -> bytes:
         """The wire form: compact JSON with `schema` first."""
         return self.model_dump_json(by_alias=True, exclude_none=True).encode()
 
 
-class InvalidSnapshot(ValueError):
+class InvalidSnapshot(ValueError):  # noqa: N818 -- public name, used by every stage
     """A message that is not a valid snapshot: `reason` is a stable code, `detail` says what and where."""
 
     def __init__(self, reason: str, detail: str) -> None:
@@ -216,8 +224,14 @@ def parse_snapshot(raw: bytes | str) -> NodeSnapshot:
     """Validate one wire message. Raises `InvalidSnapshot` with reason `invalid_json`, `unknown_schema`
     or `invalid_field` and a detail naming the field(s) at fault."""
     try:
-        doc: Any = json.loads(raw)
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        # The wire is UTF-8 only: json.loads alone would also accept UTF-16/32 bytes, which the model's
+        # own JSON parser then rejects as a field error.
+        text = raw.decode("utf-8") if isinstance(raw, bytes) else raw
+    except UnicodeDecodeError as exc:
+        raise InvalidSnapshot("invalid_json", f"message is not UTF-8: {exc}") from exc
+    try:
+        doc: Any = json.loads(text)
+    except json.JSONDecodeError as exc:
         raise InvalidSnapshot("invalid_json", str(exc)) from exc
     if not isinstance(doc, dict):
         raise InvalidSnapshot("invalid_json", f"expected a JSON object, got {type(doc).__name__}")

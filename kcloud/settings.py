@@ -17,10 +17,13 @@ from __future__ import annotations
 import os
 import tomllib
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import Field, ValidationError
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+if TYPE_CHECKING:
+    from kcloud.topics import TopicSpec
 
 __all__ = ["ENV_PREFIX", "Settings", "SettingsError", "load_settings"]
 
@@ -44,6 +47,9 @@ class Settings(BaseSettings):
     kafka_controller_port: int = Field(9093, description="KRaft controller port of the local broker.")
     kafka_heap_mb: int = Field(512, ge=128, description="Heap of the local broker's JVM, in MiB.")
     kafka_partitions: int = Field(6, ge=1, description="Partitions of each project topic when created.")
+    topic_namespace: str = Field(
+        "", pattern=r"^[a-z0-9._-]*$", description="Prefix of every project topic name (isolates test runs)."
+    )
     database_url: str | None = Field(
         None, description="PostgreSQL URL; when set, this server is used as-is and none is started."
     )
@@ -74,6 +80,10 @@ class Settings(BaseSettings):
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
         return (init_settings, env_settings)
+
+    def topic(self, spec: TopicSpec) -> str:
+        """The full name of a project topic under this deployment's namespace."""
+        return f"{self.topic_namespace}{spec.name}"
 
     @property
     def kafka_port(self) -> int:

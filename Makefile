@@ -1,0 +1,55 @@
+# The two commands of README.md's quick start:  `make run`  and  `make test`.
+# Everything else here is what they need on a fresh machine: system packages, the venv, the jars.
+
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+APT_PACKAGES := postgresql openjdk-17-jre-headless maven
+
+.PHONY: run test setup system-deps lint typecheck unit down clean help
+
+help:  ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
+
+run: setup  ## the main job: start Kafka + PostgreSQL, migrate, run the pipeline on a simulated fleet
+	$(BIN)/kcloud infra up
+	$(BIN)/kcloud db migrate
+	$(BIN)/kcloud demo
+	$(BIN)/kcloud infra status
+
+test: setup lint typecheck  ## the whole test suite: ruff, mypy --strict, pytest (unit + integration)
+	$(BIN)/pytest -q -p no:cacheprovider
+
+lint: setup
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+typecheck: setup
+	$(BIN)/mypy kcloud collectors streams infra
+
+setup: system-deps $(STAMP)  ## system packages, virtualenv and pinned dependencies
+
+system-deps:
+	@missing=""; \
+	  ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || missing="$$missing postgresql"; \
+	  command -v java >/dev/null || missing="$$missing openjdk-17-jre-headless"; \
+	  command -v mvn >/dev/null || missing="$$missing maven"; \
+	  if [ -n "$$missing" ]; then \
+	    echo "installing system packages:$$missing"; \
+	    SUDO=""; [ "$$(id -u)" = 0 ] || SUDO=sudo; \
+	    $$SUDO apt-get update -q && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -q $$missing; \
+	  fi
+
+$(STAMP): pyproject.toml constraints.txt
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q -c constraints.txt -e '.[dev]'
+	touch $(STAMP)
+
+down:  ## stop the local Kafka and PostgreSQL
+	$(BIN)/kcloud infra down
+
+clean: down  ## stop everything and delete the local state (data, logs, jars)
+	rm -rf .kcloud

@@ -1,0 +1,158 @@
+"""The `kcloud` command: one entry point whose subcommands delegate to the pipeline stages.
+
+Every subcommand reads the same settings (`--config FILE`, `KCLOUD_*` variables, defaults); errors
+an operator can fix are printed as one clear message and a non-zero exit, never a traceback.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from infra.errors import InfraError
+from kcloud.settings import Settings, SettingsError, load_settings
+
+__all__ = ["app", "main"]
+
+app = typer.Typer(
+    help="kcloud-observatory: GPU and domestic-NPU fleet telemetry, deployment evidence and dashboards.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+infra_app = typer.Typer(
+    help="Start, stop and check the local Kafka broker and PostgreSQL cluster.", no_args_is_help=True
+)
+config_app = typer.Typer(help="Show the settings in force and where they come from.", no_args_is_help=True)
+streams_app = typer.Typer(
+    help="Run the faust stream processors (ingest into the database).", no_args_is_help=True
+)
+app.add_typer(infra_app, name="infra")
+app.add_typer(config_app, name="config")
+app.add_typer(streams_app, name="streams")
+
+
+def _mount_db() -> None:
+    from kcloud.db.cli import app as db_app
+
+    app.add_typer(db_app, name="db", help="Apply database migrations and show the storage mode in force.")
+
+
+_mount_db()
+
+
+class _State:
+    config: Path | None = None
+    overrides: dict[str, object] = {}  # noqa: RUF012
+
+
+def settings() -> Settings:
+    """The settings for this invocation (global options applied)."""
+    return load_settings(_State.config, dict(_State.overrides))
+
+
+@app.callback()
+def _global(
+    config: Annotated[
+        Path | None, typer.Option("--config", help="TOML settings file (default ./kcloud.toml if present).")
+    ] = None,
+    state_dir: Annotated[
+        Path | None,
+        typer.Option(
+            "--state-dir", help="Where local Kafka/PostgreSQL keep data and logs [default: .kcloud]."
+        ),
+    ] = None,
+) -> None:
+    _State.config = config
+    _State.overrides = {"state_dir": state_dir} if state_dir else {}
+
+
+# -- infra ------------------------------------------------------------------------------------------
+@infra_app.command("up")
+def infra_up() -> None:
+    """Start PostgreSQL and Kafka (fetching the broker jars on first use); no-op when both are healthy."""
+    from infra import stack
+
+    for line in stack.up(settings()):
+        typer.echo(line)
+
+
+@infra_app.command("down")
+def infra_down() -> None:
+    """Stop what `infra up` started (an external KCLOUD_DATABASE_URL server is left alone)."""
+    from infra import stack
+
+    for line in stack.down(settings()):
+        typer.echo(line)
+
+
+@infra_app.command("status")
+def infra_status() -> None:
+    """Say whether Kafka and PostgreSQL answer; exit 1 when either does not."""
+    from infra import stack
+
+    st = stack.status(settings())
+    for line in st.lines():
+        typer.echo(line)
+    raise typer.Exit(0 if st.healthy else 1)
+
+
+# -- config -----------------------------------------------------------------------------------------
+@config_app.command("show")
+def config_show() -> None:
+    """Print every setting with its value in force and its meaning."""
+    s = settings()
+    for name, field in Settings.model_fields.items():
+        typer.echo(f"{name:24} = {getattr(s, name)!s:32}  # KCLOUD_{name.upper()}: {field.description}")
+
+
+# -- streams ----------------------------------------------------------------------------------------
+@streams_app.command("worker")
+def streams_worker(
+    web_port: Annotated[
+        int | None, typer.Option(help="Port of this worker's web server (one per worker).")
+    ] = None,
+    loglevel: Annotated[str, typer.Option(help="Log level: debug, info, warning, error.")] = "info",
+) -> None:
+    """Run one stream worker; start N of them to share the load (same consumer group)."""
+    from streams.app import run_worker
+
+    s = settings()
+    if web_port is not None:
+        s = s.model_copy(update={"worker_web_port": web_port})
+    run_worker(s, loglevel=loglevel)
+
+
+@app.command("demo")
+def demo(
+    nodes: Annotated[int, typer.Option(min=1, help="Simulated nodes (8 accelerators each).")] = 50,
+    ticks: Annotated[int, typer.Option(min=1, help="Rounds of snapshots, 10 s of event time apart.")] = 6,
+) -> None:
+    """Run a simulated fleet through Kafka, a stream worker and PostgreSQL, and report what arrived."""
+    from kcloud.demo import run_demo
+
+    r = run_demo(settings(), nodes=nodes, ticks=ticks)
+    typer.echo(f"sent {r.snapshots_sent} snapshots ({r.samples_sent} device samples) and 1 malformed message")
+    typer.echo(
+        f"stored {r.samples_stored} samples in device_samples; {r.deadlettered} message(s) dead-lettered "
+        f"with their reason; {r.seconds:.1f}s end to end"
+    )
+
+
+def main() -> None:
+    """Console-script entry point: run the CLI, turning operator-fixable errors into clean messages."""
+    try:
+        app()
+    except SettingsError as exc:
+        typer.echo(f"kcloud: configuration error: {exc}", err=True)
+        sys.exit(2)
+    except InfraError as exc:
+        typer.echo(f"kcloud: {exc}", err=True)
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,120 @@
+"""The faust app: topics, the ingest agent, and the worker entry point.
+
+Reads top to bottom as the pipeline: `kcloud.telemetry.v1` → ingest (batches of raw messages through
+`take_events`, acked only after the database commit and the dead-letter publishes) → `device_samples`.
+Delivery is at-least-once; the sink is idempotent, so each sample is stored exactly once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+
+import faust
+
+from kcloud.records import DeadLetter, NodeSnapshot
+from kcloud.settings import Settings
+from kcloud.topics import DEADLETTER, TELEMETRY
+from streams.ingest import IngestProcessor, RawMessage
+from streams.sink import SampleSink
+
+__all__ = ["create_app", "run_worker"]
+
+log = logging.getLogger("kcloud.streams")
+
+
+def create_app(settings: Settings) -> faust.App:
+    """Build the faust app for `settings` (broker, topics, agents)."""
+    app = faust.App(
+        settings.app_id,
+        broker=[f"kafka://{hp}" for hp in settings.kafka_bootstrap.split(",")],
+        store="memory://",
+        autodiscover=False,
+        topic_partitions=settings.kafka_partitions,
+        consumer_auto_offset_reset="earliest",
+        broker_commit_interval=1.0,
+        producer_acks=-1,
+        web_bind="127.0.0.1",
+        web_host="127.0.0.1",
+        web_port=settings.worker_web_port,
+        stream_wait_empty=False,
+        consumer_max_fetch_size=4 * 1024 * 1024,
+    )
+    telemetry = app.topic(
+        settings.topic(TELEMETRY),
+        key_type=bytes,
+        value_type=bytes,
+        key_serializer="raw",
+        value_serializer="raw",
+    )
+    deadletter = app.topic(
+        settings.topic(DEADLETTER),
+        key_type=bytes,
+        value_type=bytes,
+        key_serializer="raw",
+        value_serializer="raw",
+    )
+    sink = SampleSink(settings)
+
+    async def write(snapshots: list[NodeSnapshot]) -> int:
+        return await asyncio.to_thread(sink.write, snapshots)
+
+    async def publish(letters: list[DeadLetter]) -> None:
+        futures = [
+            await deadletter.send(key=(dl.key or "").encode(), value=dl.model_dump_json().encode())
+            for dl in letters
+        ]
+        for fut in futures:
+            await fut  # the broker has the dead letter before the batch is acked
+
+    processor = IngestProcessor(write, publish, retention_days=settings.retention_days)
+
+    @app.agent(telemetry, name="ingest")
+    async def ingest(stream: Any) -> None:
+        async for events in stream.take_events(
+            settings.ingest_batch_size, within=settings.ingest_batch_seconds
+        ):
+            batch = [
+                RawMessage(
+                    value=ev.message.value or b"",
+                    key=ev.message.key,
+                    topic=ev.message.topic,
+                    partition=ev.message.partition,
+                    offset=ev.message.offset,
+                )
+                for ev in events
+            ]
+            await processor.handle(batch)
+
+    @app.page("/counters")
+    async def counters(web: Any, request: Any) -> Any:
+        return web.json(vars(processor.counters))
+
+    @app.timer(interval=30.0)
+    async def report() -> None:
+        c = processor.counters
+        log.info(
+            "ingest: %d messages, %d samples stored of %d, %d dead-lettered, %d db retries",
+            c.messages,
+            c.samples_stored,
+            c.samples_in,
+            c.deadlettered,
+            c.db_retries,
+        )
+
+    app.kcloud_processor = processor  # type: ignore[attr-defined]
+    return app
+
+
+def run_worker(settings: Settings, loglevel: str = "info") -> None:
+    """Run one worker in the foreground until SIGTERM/SIGINT: topics ensured, migrations applied first."""
+    from infra.kafka import KafkaService
+    from kcloud.db.migrate import migrate
+
+    logging.basicConfig(level=loglevel.upper(), format="[%(asctime)s] %(levelname)s %(name)s: %(message)s")
+    migrate(settings.effective_database_url, settings)
+    KafkaService(settings).ensure_topics()
+    app = create_app(settings)
+    worker = faust.Worker(app, loglevel=loglevel)
+    worker.execute_from_commandline()

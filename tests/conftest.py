@@ -1,0 +1,87 @@
+"""Shared fixtures: the real local stack (PostgreSQL, Kafka) from infra/, on test ports and a test state
+directory so that a developer's running demo stack is never touched, and a fresh database per test."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import psycopg
+import pytest
+
+from infra.kafka import KafkaService
+from infra.postgres import PostgresService
+from kcloud.settings import Settings, load_settings
+
+ROOT = Path(__file__).resolve().parent.parent
+TEST_OVERRIDES = {
+    "state_dir": ROOT / ".kcloud" / "test",
+    "kafka_bootstrap": "127.0.0.1:19092",
+    "kafka_controller_port": 19093,
+    "pg_port": 54339,
+    "kafka_partitions": 3,
+}
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if "/tests/integration/" in str(item.path) or "/tests/reliability/" in str(item.path):
+            item.add_marker(pytest.mark.integration)
+
+
+@pytest.fixture(scope="session")
+def base_settings() -> Settings:
+    """Settings pointing at the test stack (or at KCLOUD_DATABASE_URL's server when that is set)."""
+    return load_settings(overrides=TEST_OVERRIDES)
+
+
+@pytest.fixture(scope="session")
+def postgres_up(base_settings: Settings) -> Iterator[PostgresService]:
+    """The test PostgreSQL cluster: started for the session unless running, stopped after if we started it."""
+    svc = PostgresService(base_settings)
+    was_running = svc.status().healthy
+    svc.up()
+    yield svc
+    if not was_running and not os.environ.get("KEEP_TEST_STACK"):
+        svc.down()
+
+
+@pytest.fixture(scope="session")
+def kafka_up(base_settings: Settings) -> Iterator[KafkaService]:
+    """The test Kafka broker: started for the session unless running, stopped after if we started it."""
+    svc = KafkaService(base_settings)
+    was_running = svc.status().healthy
+    svc.up()
+    yield svc
+    if not was_running and not os.environ.get("KEEP_TEST_STACK"):
+        svc.down()
+
+
+def _with_db(url: str, name: str) -> str:
+    head, _, tail = url.rpartition("/")
+    query = ""
+    if "?" in tail:
+        query = "?" + tail.split("?", 1)[1]
+    return f"{head}/{name}{query}"
+
+
+@pytest.fixture
+def fresh_database_url(postgres_up: PostgresService) -> Iterator[str]:
+    """URL of a new, empty database, dropped after the test."""
+    name = "t_" + uuid.uuid4().hex[:12]
+    admin = _with_db(postgres_up.url, "postgres")
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    yield _with_db(postgres_up.url, name)
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture
+def test_settings(base_settings: Settings, fresh_database_url: str) -> Settings:
+    """Settings for one test: its own empty database and its own topic namespace."""
+    return base_settings.model_copy(
+        update={"database_url": fresh_database_url, "topic_namespace": f"t{uuid.uuid4().hex[:8]}."}
+    )
