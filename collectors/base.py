@@ -9,10 +9,13 @@ collector has a pydantic config model with `extra="forbid"`, and `build_collecto
 a `ConfigError` naming the unknown source or key.
 
 Example:
+    >>> from pathlib import Path
     >>> collector = build_collector("prom", {"exporter": "dcgm", "url": "http://127.0.0.1:9400/metrics"})
     >>> collector.source
     'prom:dcgm'
-    >>> samples = collector.parse(open("tests/fixtures/prometheus/titan-v-dcgm-exporter-issue58.prom").read())
+    >>> page = Path("tests/fixtures/prometheus/titan-v-dcgm-exporter-issue58.prom").read_text()
+    >>> [s.clock_mhz for s in collector.parse(page)]
+    [135.0, 135.0]
 """
 
 from __future__ import annotations
@@ -106,13 +109,11 @@ def build_sample(values: Mapping[str, Any], stats: ParseStats, where: str) -> De
     """Validate one device's canonical values leniently: a field the wire model rejects is dropped (and
     counted as `out_of_range` or `memory_inconsistent`) instead of losing the device. Returns None, and
     counts `invalid_identity`, only when the identity itself (uuid, vendor, kind) is invalid."""
-    data: dict[str, Any] = {}
-    for key, value in values.items():
-        if value is None:
-            continue
-        if key in _INT_FIELDS and isinstance(value, float):
-            value = round(value)
-        data[key] = value
+    data: dict[str, Any] = {
+        key: round(value) if key in _INT_FIELDS and isinstance(value, float) else value
+        for key, value in values.items()
+        if value is not None
+    }
     for _ in range(len(data) + 1):
         try:
             return DeviceSample.model_validate(data)
@@ -130,7 +131,9 @@ def build_sample(values: Mapping[str, Any], stats: ParseStats, where: str) -> De
                 stats.note("invalid_identity", f"{where}: {exc.errors(include_url=False)[0]['msg']}")
                 return None
             for name, msg in bad.items():
-                reason = "memory_inconsistent" if name.startswith("mem_") and "exceeds" in msg else "out_of_range"
+                reason = (
+                    "memory_inconsistent" if name.startswith("mem_") and "exceeds" in msg else "out_of_range"
+                )
                 stats.note(reason, f"{where}: {name}={data.pop(name, None)!r} dropped: {msg}")
     return None  # pragma: no cover -- every round drops at least one field
 
@@ -254,10 +257,17 @@ def build_collector(name: str, config: Mapping[str, Any]) -> BaseCollector[Any]:
     _load_builtin_collectors()
     cls = COLLECTORS.get(name)
     if cls is None:
-        raise ConfigError(f"unknown collector source {name!r}; known sources: {', '.join(sorted(COLLECTORS))}")
+        raise ConfigError(
+            f"unknown collector source {name!r}; known sources: {', '.join(sorted(COLLECTORS))}"
+        )
     try:
         cfg = cls.config_model.model_validate(dict(config))
     except ValidationError as exc:
         known = ", ".join(sorted(cls.config_model.model_fields))
         raise ConfigError(f"{_describe(name, exc)} (known keys: {known})") from exc
     return cls(cfg)
+
+
+# Register the built-in sources now, so that COLLECTORS is complete for whoever imports this module.
+# (Each source module imports this one; Python's import cache makes the cycle harmless.)
+_load_builtin_collectors()

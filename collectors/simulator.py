@@ -90,7 +90,7 @@ class SimulatedFleet:
                 DeviceSample(
                     device_uuid=self.device_uuid(node, d),
                     vendor=prof.vendor,
-                    kind=prof.kind,  # type: ignore[arg-type]
+                    kind=prof.kind,
                     model=prof.model,
                     arch=prof.arch,
                     index=str(d),

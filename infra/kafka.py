@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from infra.errors import InfraError
-from infra.process import alive_pid, log_tail, port_open, stop_pid, wait_until
+from infra.process import alive_pid, log_tail, port_open, spawn, stop_pid, wait_until
 from kcloud.settings import Settings
 from kcloud.topics import ALL_TOPICS
 
@@ -169,16 +169,8 @@ class KafkaService:
             self.fetch_jars()
             config = self._write_config()
             self._format_once(config)
-            with self.log.open("ab") as out:
-                proc = subprocess.Popen(
-                    self._java(_MAIN_CLASS, str(config), heap=True),
-                    stdout=out,
-                    stderr=subprocess.STDOUT,
-                    stdin=subprocess.DEVNULL,
-                    start_new_session=True,
-                )
-            self.pid_file.write_text(str(proc.pid))
-            pid = proc.pid
+            pid = spawn(self._java(_MAIN_CLASS, str(config), heap=True), self.log)
+            self.pid_file.write_text(str(pid))
 
         def died() -> str | None:
             return None if self.running_pid() is not None else "the broker process exited"
@@ -192,7 +184,8 @@ class KafkaService:
         if not ok:
             raise InfraError(
                 f"kafka: no answer to a metadata request on {self.host}:{self.port} after "
-                f"{self.settings.startup_timeout_s:.0f}s; its log ({self.log}) ends with:\n"
+                f"{self.settings.startup_timeout_s:.0f}s (last error: "
+                f"{getattr(wait_until, 'last_error', None)!r}); its log ({self.log}) ends with:\n"
                 f"{log_tail(self.log)}"
             )
         self.ensure_topics()

@@ -10,17 +10,32 @@ import contextlib
 import os
 import signal
 import socket
+import subprocess
 import time
 from collections.abc import Callable
 from pathlib import Path
 
 __all__ = [
     "alive_pid",
+    "spawn",
     "log_tail",
     "port_open",
     "stop_pid",
     "wait_until",
 ]
+
+
+# Popen objects of the services we started, kept so they are reaped (not garbage-collected while running)
+_CHILDREN: dict[int, subprocess.Popen[bytes]] = {}
+
+
+def spawn(cmd: list[str], log_path: Path) -> int:
+    """Start `cmd` in its own session with stdout/stderr appended to `log_path`; returns its pid."""
+    with log_path.open("ab") as out:
+        proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                start_new_session=True)
+    _CHILDREN[proc.pid] = proc
+    return proc.pid
 
 
 def _cmdline(pid: int) -> str:
@@ -72,12 +87,16 @@ def wait_until(
     abort: Callable[[], str | None] | None = None,
 ) -> bool:
     """Poll `check` until it returns True or `timeout` seconds pass. `abort` may return a reason to stop
-    early (e.g. the process died); then `RuntimeError(reason)` is raised."""
+    early (e.g. the process died); then `RuntimeError(reason)` is raised. The last exception `check`
+    raised, if any, is kept in `wait_until.last_error` for the caller's message."""
     deadline = time.monotonic() + timeout
+    wait_until.last_error = None  # type: ignore[attr-defined]
     while True:
-        with contextlib.suppress(Exception):
+        try:
             if check():
                 return True
+        except Exception as exc:
+            wait_until.last_error = exc  # type: ignore[attr-defined]
         if abort is not None:
             reason = abort()
             if reason:
@@ -104,8 +123,12 @@ def stop_pid(pid: int, timeout: float = 30.0) -> None:
         with contextlib.suppress(ProcessLookupError):
             os.killpg(pid, signal.SIGKILL)
         wait_until(gone, 10, interval=0.2)
-    with contextlib.suppress(ChildProcessError, OSError):
-        os.waitpid(pid, os.WNOHANG)
+    child = _CHILDREN.pop(pid, None)
+    if child is not None:
+        child.wait(timeout=10)
+    else:
+        with contextlib.suppress(ChildProcessError, OSError):
+            os.waitpid(pid, os.WNOHANG)
 
 
 def _status(pid: int) -> str:

@@ -42,7 +42,11 @@ def postgres_up(base_settings: Settings) -> Iterator[PostgresService]:
     """The test PostgreSQL cluster: started for the session unless running, stopped after if we started it."""
     svc = PostgresService(base_settings)
     was_running = svc.status().healthy
-    svc.up()
+    try:
+        svc.up()
+    except Exception:
+        svc.down()
+        raise
     yield svc
     if not was_running and not os.environ.get("KEEP_TEST_STACK"):
         svc.down()
@@ -53,7 +57,11 @@ def kafka_up(base_settings: Settings) -> Iterator[KafkaService]:
     """The test Kafka broker: started for the session unless running, stopped after if we started it."""
     svc = KafkaService(base_settings)
     was_running = svc.status().healthy
-    svc.up()
+    try:
+        svc.up()
+    except Exception:
+        svc.down()
+        raise
     yield svc
     if not was_running and not os.environ.get("KEEP_TEST_STACK"):
         svc.down()

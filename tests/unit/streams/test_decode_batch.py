@@ -1,0 +1,50 @@
+"""The ingest's pure half: which raw messages are stored and which are dead-lettered, and why."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, timedelta
+
+from collectors.simulator import SimulatedFleet
+from streams.ingest import RawMessage, decode_batch
+
+NOW = datetime(2026, 11, 22, 12, 0, tzinfo=UTC)
+
+
+def _msg(value: bytes, offset: int = 0) -> RawMessage:
+    return RawMessage(value=value, key=b"n1", topic="kcloud.telemetry.v1", partition=2, offset=offset)
+
+
+def _snapshot_at(at: datetime) -> bytes:
+    return SimulatedFleet(nodes=1, seed=5).snapshot(0, at, seq=1).to_json_bytes()
+
+
+def test_valid_snapshots_pass_and_invalid_ones_are_dead_lettered_with_position() -> None:
+    good = _snapshot_at(NOW - timedelta(minutes=1))
+    good_snaps, letters = decode_batch([_msg(good, 10), _msg(b"\xff\xfe garbage", 11)], now=NOW,
+                                       retention=timedelta(days=30))
+    assert [s.node.node_id for s in good_snaps] == ["sim-000000"]
+    assert len(letters) == 1
+    dl = letters[0]
+    assert (dl.reason, dl.partition, dl.offset, dl.key) == ("invalid_json", 2, 11, "n1")
+    assert dl.original() == b"\xff\xfe garbage"
+
+
+def test_snapshot_from_the_future_is_dead_lettered() -> None:
+    _, letters = decode_batch([_msg(_snapshot_at(NOW + timedelta(days=2)))], now=NOW, retention=timedelta(days=30))
+    assert [dl.reason for dl in letters] == ["timestamp_out_of_range"]
+    assert "future" in letters[0].detail
+
+
+def test_snapshot_older_than_retention_is_dead_lettered() -> None:
+    _, letters = decode_batch([_msg(_snapshot_at(NOW - timedelta(days=31)))], now=NOW, retention=timedelta(days=30))
+    assert [dl.reason for dl in letters] == ["timestamp_out_of_range"]
+    assert "retention" in letters[0].detail
+
+
+def test_out_of_range_value_names_the_device_field() -> None:
+    doc = json.loads(_snapshot_at(NOW))
+    doc["devices"][3]["util_pct"] = 150
+    _, letters = decode_batch([_msg(json.dumps(doc).encode())], now=NOW, retention=timedelta(days=30))
+    assert letters[0].reason == "invalid_field"
+    assert "devices.3.util_pct" in letters[0].detail
