@@ -17,9 +17,9 @@ from pathlib import Path
 
 __all__ = [
     "alive_pid",
-    "spawn",
     "log_tail",
     "port_open",
+    "spawn",
     "stop_pid",
     "wait_until",
 ]
@@ -32,8 +32,9 @@ _CHILDREN: dict[int, subprocess.Popen[bytes]] = {}
 def spawn(cmd: list[str], log_path: Path) -> int:
     """Start `cmd` in its own session with stdout/stderr appended to `log_path`; returns its pid."""
     with log_path.open("ab") as out:
-        proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                start_new_session=True)
+        proc = subprocess.Popen(
+            cmd, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True
+        )
     _CHILDREN[proc.pid] = proc
     return proc.pid
 

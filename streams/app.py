@@ -87,11 +87,11 @@ def create_app(settings: Settings) -> faust.App:
             ]
             await processor.handle(batch)
 
-    @app.page("/counters")
+    @app.page("/counters/")
     async def counters(web: Any, request: Any) -> Any:
         return web.json(vars(processor.counters))
 
-    @app.timer(interval=30.0)
+    @app.timer(interval=30.0)  # type: ignore[untyped-decorator]
     async def report() -> None:
         c = processor.counters
         log.info(

@@ -15,84 +15,87 @@ from typing import Any
 
 import psycopg
 
-from kcloud.db.mode import current_mode
-from kcloud.db.partitions import ensure_partitions
+from kcloud.db.partitions import ensure_partitions_for
 from kcloud.db.schema import HEALTH_CODES
-from kcloud.records import DeviceSample, NodeSnapshot
+from kcloud.records import Attribution, DeviceSample, NodeSnapshot
 from kcloud.settings import Settings
 
-__all__ = ["SAMPLE_COLUMNS", "SampleSink", "sample_row"]
+__all__ = ["SAMPLE_COLUMNS", "SampleSink", "device_key", "sample_row"]
 
 log = logging.getLogger("kcloud.streams.sink")
 
 #: device_samples columns written by the ingest, in COPY order, with their binary COPY types.
 SAMPLE_COLUMNS: tuple[tuple[str, str], ...] = (
-    ("device_id", "int4"),
     ("time", "timestamptz"),
+    ("device_id", "int4"),
     ("util_pct", "float4"),
     ("mem_used_bytes", "int8"),
     ("mem_total_bytes", "int8"),
+    ("energy_j", "float8"),
+    ("ecc_uncorrected", "int8"),
     ("power_w", "float4"),
     ("power_limit_w", "float4"),
-    ("energy_j", "float8"),
     ("temp_c", "float4"),
     ("clock_mhz", "float4"),
-    ("health", "int2"),
-    ("ecc_uncorrected", "int8"),
     ("throughput", "float4"),
-    ("attribution_id", "int4"),
+    ("health", "int2"),
+    ("workload_id", "int2"),
 )
 _COLS = ", ".join(c for c, _ in SAMPLE_COLUMNS)
 
+DeviceKey = tuple[str, str | None]
+AllocationKey = tuple[str | None, str | None, str | None, str | None]
 
-def device_key(dev: DeviceSample) -> str:
+
+def device_key(dev: DeviceSample) -> DeviceKey:
     """The identity of a device row: its uuid, plus the subdevice (MIG instance, core range) if any."""
-    return dev.device_uuid if dev.subdevice is None else f"{dev.device_uuid}/{dev.subdevice}"
+    return (dev.device_uuid, dev.subdevice)
 
 
-def sample_row(
-    device_id: int, at: datetime, dev: DeviceSample, attribution_id: int | None
-) -> tuple[Any, ...]:
+def _allocation(att: Attribution | None) -> AllocationKey:
+    if att is None:
+        return (None, None, None, None)
+    return (att.tenant, att.namespace, att.pod, att.container)
+
+
+def sample_row(device_id: int, at: datetime, dev: DeviceSample, workload_id: int | None) -> tuple[Any, ...]:
     """One device_samples row in COPY order."""
     return (
-        device_id,
         at,
+        device_id,
         dev.util_pct,
         dev.mem_used_bytes,
         dev.mem_total_bytes,
+        dev.energy_j,
+        dev.ecc_uncorrected,
         dev.power_w,
         dev.power_limit_w,
-        dev.energy_j,
         dev.temp_c,
         dev.clock_mhz,
-        HEALTH_CODES[dev.health] if dev.health else None,
-        dev.ecc_uncorrected,
         dev.throughput.value if dev.throughput else None,
-        attribution_id,
+        HEALTH_CODES[dev.health] if dev.health else None,
+        workload_id,
     )
 
 
 class SampleSink:
-    """Writes batches of snapshots; keeps one connection and caches of ids it has already resolved."""
+    """Writes batches of snapshots; keeps one connection and caches of the ids it has resolved."""
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self._conn: psycopg.Connection[Any] | None = None
-        self._device_ids: dict[str, int] = {}
-        self._attribution_ids: dict[tuple[str | None, ...], int] = {}
-        self._known_nodes: dict[str, tuple[str, str | None]] = {}
-        self._plain: bool = True
+        self._device_ids: dict[DeviceKey, int] = {}
+        self._workload_ids: dict[tuple[str, str], int] = {}
+        self._allocations: dict[int, AllocationKey] = {}
 
     def _connection(self) -> psycopg.Connection[Any]:
         if self._conn is None or self._conn.closed or self._conn.broken:
             self._conn = psycopg.connect(self.settings.effective_database_url, connect_timeout=5)
-            self._plain = current_mode(self._conn) == "postgresql"
             with self._conn.transaction():
                 self._conn.execute(
                     f"CREATE TEMP TABLE IF NOT EXISTS staging_samples AS SELECT {_COLS} FROM device_samples "
                     "WITH NO DATA"
                 )
-            self._conn.commit()
         return self._conn
 
     def close(self) -> None:
@@ -104,23 +107,23 @@ class SampleSink:
         """Store every sample of `snapshots` not stored yet; returns how many rows were new."""
         try:
             conn = self._connection()
+            # partitions first, in their own transaction: creating one locks the parent table
+            ensure_partitions_for(conn, {s.collected_at for s in snapshots})
+            conn.commit()
             with conn.transaction():
                 self._upsert_nodes(conn, snapshots)
                 device_ids = self._resolve_devices(conn, snapshots)
-                attribution_ids = self._resolve_attributions(conn, snapshots)
-                if self._plain:
-                    ensure_partitions(
-                        conn, min(s.collected_at for s in snapshots), max(s.collected_at for s in snapshots)
-                    )
+                workload_ids = self._resolve_workloads(conn, snapshots)
+                self._record_allocations(conn, snapshots, device_ids)
                 with conn.cursor() as cur:
                     with cur.copy(f"COPY staging_samples ({_COLS}) FROM STDIN (FORMAT BINARY)") as copy:
                         copy.set_types([t for _, t in SAMPLE_COLUMNS])
                         for snap in snapshots:
                             for dev in snap.devices:
-                                att = dev.attribution
-                                att_id = attribution_ids[_attribution_key(att)] if att is not None else None
+                                tp = dev.throughput
+                                wid = workload_ids[(tp.workload, tp.unit)] if tp is not None else None
                                 copy.write_row(
-                                    sample_row(device_ids[device_key(dev)], snap.collected_at, dev, att_id)
+                                    sample_row(device_ids[device_key(dev)], snap.collected_at, dev, wid)
                                 )
                     cur.execute(
                         f"INSERT INTO device_samples ({_COLS}) SELECT {_COLS} FROM staging_samples "
@@ -130,26 +133,28 @@ class SampleSink:
                     cur.execute("TRUNCATE staging_samples")
             return stored
         except psycopg.Error:
-            self._forget_on_error()
+            self._forget()
             raise
 
-    def _forget_on_error(self) -> None:
-        # a rolled-back transaction may have created ids we cached; start clean
+    def _forget(self) -> None:
+        # a rolled-back transaction may have created ids we cached: start clean
         self._device_ids.clear()
-        self._attribution_ids.clear()
-        self._known_nodes.clear()
+        self._workload_ids.clear()
+        self._allocations.clear()
         if self._conn is not None and (self._conn.broken or self._conn.closed):
             self._conn = None
 
     def _upsert_nodes(self, conn: psycopg.Connection[Any], snapshots: Sequence[NodeSnapshot]) -> None:
         latest: dict[str, NodeSnapshot] = {}
+        first: dict[str, datetime] = {}
         for s in snapshots:
-            cur = latest.get(s.node.node_id)
-            if cur is None or s.collected_at > cur.collected_at:
-                latest[s.node.node_id] = s
+            node = s.node.node_id
+            if node not in latest or s.collected_at > latest[node].collected_at:
+                latest[node] = s
+            if node not in first or s.collected_at < first[node]:
+                first[node] = s.collected_at
         sites = sorted({s.node.site_id for s in latest.values()})
         conn.execute("INSERT INTO sites (site_id) SELECT unnest(%s::text[]) ON CONFLICT DO NOTHING", (sites,))
-        rows = [(n, s.node.site_id, s.node.hostname, s.collected_at) for n, s in latest.items()]
         conn.cursor().executemany(
             "INSERT INTO nodes (node_id, site_id, hostname, first_seen, last_seen) "
             "VALUES (%s, %s, %s, %s, %s) "
@@ -157,18 +162,35 @@ class SampleSink:
             "hostname = COALESCE(EXCLUDED.hostname, nodes.hostname), "
             "first_seen = LEAST(nodes.first_seen, EXCLUDED.first_seen), "
             "last_seen = GREATEST(nodes.last_seen, EXCLUDED.last_seen)",
-            [(n, site, host, at, at) for n, site, host, at in rows],
+            [
+                (n, s.node.site_id, s.node.hostname, first[n], s.collected_at)
+                for n, s in sorted(latest.items())
+            ],
         )
 
     def _resolve_devices(
         self, conn: psycopg.Connection[Any], snapshots: Sequence[NodeSnapshot]
-    ) -> dict[str, int]:
-        missing: dict[str, tuple[DeviceSample, NodeSnapshot]] = {}
+    ) -> dict[DeviceKey, int]:
+        missing: dict[DeviceKey, tuple[DeviceSample, NodeSnapshot]] = {}
         for snap in snapshots:
             for dev in snap.devices:
                 key = device_key(dev)
                 if key not in self._device_ids:
                     missing.setdefault(key, (dev, snap))
+        if not missing:
+            return self._device_ids
+        uuids = [u for u, _ in missing]
+        subs = [sd for _, sd in missing]
+        # look up first: an INSERT ... ON CONFLICT burns an identity value for every existing device
+        found = conn.execute(
+            "SELECT d.device_uuid, d.subdevice, d.device_id FROM devices d "
+            "JOIN unnest(%s::text[], %s::text[]) AS x(u, sd) "
+            "ON d.device_uuid = x.u AND d.subdevice IS NOT DISTINCT FROM x.sd",
+            (uuids, subs),
+        ).fetchall()
+        for uuid, sub, device_id in found:
+            self._device_ids[(uuid, sub)] = device_id
+            missing.pop((uuid, sub), None)
         if missing:
             vendors = sorted({d.vendor for d, _ in missing.values()})
             conn.execute(
@@ -176,61 +198,91 @@ class SampleSink:
                 "SELECT v, v, false FROM unnest(%s::text[]) AS v ON CONFLICT DO NOTHING",
                 (vendors,),
             )
-            cols = list(
-                zip(
-                    *[
-                        (
-                            key,
-                            d.device_uuid,
-                            d.subdevice,
-                            d.vendor,
-                            d.kind,
-                            d.model,
-                            d.arch,
-                            d.pci_bus_id,
-                            s.node.node_id,
-                            s.collected_at,
-                        )
-                        for key, (d, s) in missing.items()
-                    ],
-                    strict=True,
+            rows = [
+                (
+                    d.device_uuid,
+                    d.subdevice,
+                    d.vendor,
+                    d.kind,
+                    d.model,
+                    d.arch,
+                    d.pci_bus_id,
+                    s.node.node_id,
+                    s.collected_at,
                 )
+                for d, s in missing.values()
+            ]
+            cur = conn.cursor()
+            cur.executemany(
+                "INSERT INTO devices (device_uuid, subdevice, vendor_id, kind, model, arch, pci_bus_id, "
+                "node_id, first_seen, last_seen) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s) "
+                "ON CONFLICT ON CONSTRAINT devices_identity_key DO UPDATE "
+                "SET first_seen = LEAST(devices.first_seen, EXCLUDED.first_seen) "
+                "RETURNING device_uuid, subdevice, device_id",
+                [(*r, r[-1]) for r in rows],
+                returning=True,
             )
-            cur = conn.execute(
-                "INSERT INTO devices (device_key, device_uuid, subdevice, vendor_id, kind, model, arch, "
-                "pci_bus_id, node_id, first_seen, last_seen) "
-                "SELECT k, u, sd, v, kd, m, a, p, n, t, t FROM unnest(%s::text[], %s::text[], %s::text[], "
-                "%s::text[], %s::text[], %s::text[], %s::text[], %s::text[], %s::text[], %s::timestamptz[]) "
-                "AS x(k, u, sd, v, kd, m, a, p, n, t) "
-                "ON CONFLICT (device_key) DO UPDATE "
-                "SET last_seen = GREATEST(devices.last_seen, EXCLUDED.last_seen) "
-                "RETURNING device_key, device_id",
-                [list(c) for c in cols],
-            )
-            for key, device_id in cur.fetchall():
-                self._device_ids[key] = device_id
+            while True:
+                row = cur.fetchone()
+                if row is not None:
+                    self._device_ids[(row[0], row[1])] = row[2]
+                if not cur.nextset():
+                    break
         return self._device_ids
 
-    def _resolve_attributions(
+    def _resolve_workloads(
         self, conn: psycopg.Connection[Any], snapshots: Sequence[NodeSnapshot]
-    ) -> dict[tuple[str | None, ...], int]:
+    ) -> dict[tuple[str, str], int]:
         missing = {
-            _attribution_key(d.attribution)
+            (d.throughput.workload, d.throughput.unit)
             for s in snapshots
             for d in s.devices
-            if d.attribution is not None and _attribution_key(d.attribution) not in self._attribution_ids
+            if d.throughput is not None
+            and (d.throughput.workload, d.throughput.unit) not in self._workload_ids
         }
-        for key in sorted(missing, key=str):
+        for name, unit in sorted(missing):
             row = conn.execute(
-                "INSERT INTO attributions (tenant, namespace, pod, container) VALUES (%s, %s, %s, %s) "
-                "ON CONFLICT (tenant, namespace, pod, container) DO UPDATE SET tenant = EXCLUDED.tenant "
-                "RETURNING attribution_id",
-                key,
+                "SELECT workload_id FROM workloads WHERE name = %s AND unit = %s", (name, unit)
             ).fetchone()
+            if row is None:
+                row = conn.execute(
+                    "INSERT INTO workloads (name, unit) VALUES (%s, %s) ON CONFLICT (name, unit) "
+                    "DO UPDATE SET unit = EXCLUDED.unit RETURNING workload_id",
+                    (name, unit),
+                ).fetchone()
             assert row is not None
-            self._attribution_ids[key] = row[0]
-        return self._attribution_ids
+            self._workload_ids[(name, unit)] = row[0]
+        return self._workload_ids
 
-
-def _attribution_key(att: Any) -> tuple[str | None, ...]:
-    return (att.tenant or "", att.namespace or "", att.pod or "", att.container or "")
+    def _record_allocations(
+        self,
+        conn: psycopg.Connection[Any],
+        snapshots: Sequence[NodeSnapshot],
+        device_ids: dict[DeviceKey, int],
+    ) -> None:
+        """Append a device_allocations row whenever a device's attribution differs from its last one."""
+        ordered = sorted(snapshots, key=lambda s: s.collected_at)
+        unknown = {device_ids[device_key(d)] for s in ordered for d in s.devices} - set(self._allocations)
+        if unknown:
+            for device_id, *alloc in conn.execute(
+                "SELECT DISTINCT ON (device_id) device_id, tenant, namespace, pod, container "
+                "FROM device_allocations WHERE device_id = ANY(%s) ORDER BY device_id, since DESC",
+                (sorted(unknown),),
+            ).fetchall():
+                self._allocations[device_id] = (alloc[0], alloc[1], alloc[2], alloc[3])
+        changes: list[tuple[Any, ...]] = []
+        for snap in ordered:
+            for dev in snap.devices:
+                device_id = device_ids[device_key(dev)]
+                alloc = _allocation(dev.attribution)
+                previous = self._allocations.get(device_id)
+                if previous == alloc or (previous is None and alloc == (None, None, None, None)):
+                    continue
+                self._allocations[device_id] = alloc
+                changes.append((device_id, snap.collected_at, *alloc))
+        if changes:
+            conn.cursor().executemany(
+                "INSERT INTO device_allocations (device_id, since, tenant, namespace, pod, container) "
+                "VALUES (%s, %s, %s, %s, %s, %s) ON CONFLICT DO NOTHING",
+                changes,
+            )

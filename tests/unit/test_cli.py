@@ -39,7 +39,9 @@ def test_configuration_error_is_one_clear_line_not_a_traceback() -> None:
     proc = subprocess.run(
         [sys.executable, "-m", "kcloud.cli", "config", "show"],
         env={"KCLOUD_NO_SUCH_KEY": "1", "PATH": "/usr/bin:/bin"},
-        capture_output=True, text=True, check=False,
+        capture_output=True,
+        text=True,
+        check=False,
     )
     assert proc.returncode == 2
     assert "KCLOUD_NO_SUCH_KEY" in proc.stderr

@@ -28,7 +28,7 @@ def test_defaults_point_at_the_local_stack() -> None:
 
 def test_toml_file_values_apply_and_environment_wins(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     cfg = tmp_path / "k.toml"
-    cfg.write_text('pg_port = 6000\nretention_days = 30\n')
+    cfg.write_text("pg_port = 6000\nretention_days = 30\n")
     monkeypatch.setenv("KCLOUD_RETENTION_DAYS", "90")
     s = load_settings(cfg)
     assert s.pg_port == 6000
@@ -62,7 +62,7 @@ def test_invalid_value_names_the_key(monkeypatch: pytest.MonkeyPatch) -> None:
 def test_broken_toml_says_which_file(tmp_path: Path) -> None:
     cfg = tmp_path / "bad.toml"
     cfg.write_text("pg_port = = 3\n")
-    with pytest.raises(SettingsError, match="bad.toml"):
+    with pytest.raises(SettingsError, match=r"bad\.toml"):
         load_settings(cfg)
 
 

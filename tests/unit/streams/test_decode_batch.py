@@ -21,8 +21,9 @@ def _snapshot_at(at: datetime) -> bytes:
 
 def test_valid_snapshots_pass_and_invalid_ones_are_dead_lettered_with_position() -> None:
     good = _snapshot_at(NOW - timedelta(minutes=1))
-    good_snaps, letters = decode_batch([_msg(good, 10), _msg(b"\xff\xfe garbage", 11)], now=NOW,
-                                       retention=timedelta(days=30))
+    good_snaps, letters = decode_batch(
+        [_msg(good, 10), _msg(b"\xff\xfe garbage", 11)], now=NOW, retention=timedelta(days=30)
+    )
     assert [s.node.node_id for s in good_snaps] == ["sim-000000"]
     assert len(letters) == 1
     dl = letters[0]
@@ -31,13 +32,17 @@ def test_valid_snapshots_pass_and_invalid_ones_are_dead_lettered_with_position()
 
 
 def test_snapshot_from_the_future_is_dead_lettered() -> None:
-    _, letters = decode_batch([_msg(_snapshot_at(NOW + timedelta(days=2)))], now=NOW, retention=timedelta(days=30))
+    _, letters = decode_batch(
+        [_msg(_snapshot_at(NOW + timedelta(days=2)))], now=NOW, retention=timedelta(days=30)
+    )
     assert [dl.reason for dl in letters] == ["timestamp_out_of_range"]
     assert "future" in letters[0].detail
 
 
 def test_snapshot_older_than_retention_is_dead_lettered() -> None:
-    _, letters = decode_batch([_msg(_snapshot_at(NOW - timedelta(days=31)))], now=NOW, retention=timedelta(days=30))
+    _, letters = decode_batch(
+        [_msg(_snapshot_at(NOW - timedelta(days=31)))], now=NOW, retention=timedelta(days=30)
+    )
     assert [dl.reason for dl in letters] == ["timestamp_out_of_range"]
     assert "retention" in letters[0].detail
 
