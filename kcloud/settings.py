@@ -69,6 +69,28 @@ class Settings(BaseSettings):
     worker_web_port: int = Field(6066, description="Port of a stream worker's web server (one per worker).")
     ingest_batch_size: int = Field(5000, ge=1, description="Most snapshots written to the database at once.")
     ingest_batch_seconds: float = Field(1.0, gt=0, description="Longest wait to fill an ingest batch.")
+    sample_interval_s: float = Field(10.0, gt=0, description="Nominal collector cadence, in seconds.")
+    allowed_lateness_s: float = Field(
+        120.0, ge=0, description="Samples this late (event time) still update their 1-minute rollup."
+    )
+
+    # deployments (the K-Cloud evidence) and alerts
+    active_util_pct: float = Field(5.0, ge=0, le=100, description="Utilization above which a device is busy.")
+    active_sustain_s: float = Field(300.0, ge=0, description="How long busy/idle must last to change state.")
+    offline_after_intervals: int = Field(6, ge=1, description="Missed intervals after which a device is offline.")
+    decommission_after_days: float = Field(30.0, gt=0, description="Offline this long means decommissioned.")
+    temp_alert_c: float = Field(90.0, description="Device temperature that opens an alert.")
+    ledger_key_file: Path | None = Field(
+        None, description="Ed25519 private key (PEM) signing ledger checkpoints [default: <state_dir>/keys/].",
+    )
+
+    # vendor push gateway
+    gateway_host: str = Field("127.0.0.1", description="Address the vendor gateway listens on.")
+    gateway_port: int = Field(8470, description="Port of the vendor gateway.")
+    gateway_max_body_bytes: int = Field(10 * 2**20, ge=1024, description="Largest request body accepted.")
+    gateway_max_snapshots: int = Field(1000, ge=1, description="Most snapshots in one request.")
+    gateway_rate_per_s: float = Field(20.0, gt=0, description="Requests per second allowed per token.")
+    gateway_burst: int = Field(40, ge=1, description="Requests a token may send in a burst.")
 
     @classmethod
     def settings_customise_sources(
