@@ -6,7 +6,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
-APT_PACKAGES := postgresql openjdk-17-jre-headless maven
+APT_PACKAGES := postgresql openjdk-17-jre-headless maven poppler-utils fonts-nanum
 
 .PHONY: run test setup system-deps lint typecheck unit down clean help
 
@@ -36,6 +36,8 @@ system-deps:
 	  ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || missing="$$missing postgresql"; \
 	  command -v java >/dev/null || missing="$$missing openjdk-17-jre-headless"; \
 	  command -v mvn >/dev/null || missing="$$missing maven"; \
+	  command -v pdftoppm >/dev/null || missing="$$missing poppler-utils"; \
+	  ls /usr/share/fonts/truetype/nanum/NanumGothic.ttf >/dev/null 2>&1 || missing="$$missing fonts-nanum"; \
 	  if [ -n "$$missing" ]; then \
 	    echo "installing system packages:$$missing"; \
 	    SUDO=""; [ "$$(id -u)" = 0 ] || SUDO=sudo; \

@@ -1,54 +1,185 @@
-"""The one Kafka producer of the collectors: node snapshots to `kcloud.telemetry.v1`, keyed by node_id.
+"""The one Kafka producer of the collectors: node snapshots to `kcloud.telemetry.v1`, keyed by node_id,
+that never blocks the caller and loses nothing while Kafka is briefly away.
 
-Tuned for throughput (linger, batching) with the producer's idempotence and `acks=all`; `flush()`
-waits until the broker has acknowledged everything sent.
+`send()` only queues the snapshot. A delivery thread (`collectors.delivery`) owns the kafka-python
+producer (idempotent, `acks=all`, lz4 or zstd compression, linger and batching) and sends each snapshot
+straight to Kafka while the broker answers. When it does not (no connection, or a send still failing
+after kafka-python's own retries for `delivery_timeout_s`), snapshots go to the spool
+(`collectors.spool`), in order behind every older one; on reconnect the spool is replayed in order
+before anything newer, and a snapshot leaves the spool only after the broker acknowledged it, so a
+node's `seq` order holds on the topic. The idempotent producer removes duplicates of its own retries;
+a snapshot the broker stored but whose acknowledgement was lost to the outage is the one case that can
+arrive twice (the ingest stage is idempotent anyway).
+
+Example:
+    >>> producer = SnapshotProducer(settings, spool=Spool(Path(".kcloud/spool/sim"), 64 * 2**20))
+    >>> producer.send(snapshot)  # returns at once
+    >>> producer.flush(timeout=10)  # True once everything sent so far is acknowledged
+    True
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import logging
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 from kafka import KafkaProducer
+from kafka.codec import has_lz4, has_zstd
 
+from collectors.delivery import Delivery
+from collectors.metrics import AgentMetrics
+from collectors.spool import MemorySpool, SpoolLike
 from kcloud.records import NodeSnapshot
 from kcloud.settings import Settings
 from kcloud.topics import TELEMETRY
 
-__all__ = ["SnapshotProducer"]
+__all__ = ["SnapshotProducer", "compression_type", "producer_config"]
+
+log = logging.getLogger("kcloud.collectors.producer")
+
+
+def compression_type(preferred: str = "auto") -> str:
+    """The codec of the producer: `preferred` (`lz4`, `zstd`, `gzip`) when kafka-python can use it here;
+    for `auto`, lz4, else zstd, else gzip with a warning. Raises ValueError for a codec whose Python package
+    is missing, naming the package."""
+    available = {"lz4": has_lz4(), "zstd": has_zstd(), "gzip": True}
+    if preferred != "auto":
+        if preferred not in available:
+            raise ValueError(f"unknown compression {preferred!r}; use auto, lz4, zstd or gzip")
+        if not available[preferred]:
+            package = {"lz4": "lz4", "zstd": "zstandard"}[preferred]
+            raise ValueError(f"compression {preferred} needs the {package} package (pip install {package})")
+        return preferred
+    if available["lz4"]:
+        return "lz4"
+    if available["zstd"]:
+        return "zstd"
+    log.warning("neither lz4 nor zstandard is installed; compressing with gzip (pip install lz4)")
+    return "gzip"
+
+
+def producer_config(
+    settings: Settings,
+    delivery_timeout_s: float = 30.0,
+    connect_timeout_s: float = 5.0,
+    compression: str = "auto",
+    **overrides: Any,
+) -> dict[str, Any]:
+    """kafka-python settings of the collectors' producer; `overrides` win."""
+    delivery_ms = max(int(delivery_timeout_s * 1000), 1000)
+    linger_ms = int(overrides.get("linger_ms", 20))
+    config: dict[str, Any] = {
+        "bootstrap_servers": settings.kafka_bootstrap.split(","),
+        "acks": "all",
+        "enable_idempotence": True,
+        "compression_type": compression_type(compression),
+        "linger_ms": linger_ms,
+        "batch_size": 256 * 1024,
+        "max_request_size": 8 * 1024 * 1024,
+        "client_id": "kcloud-collector",
+        "delivery_timeout_ms": delivery_ms,
+        "request_timeout_ms": min(30000, delivery_ms - linger_ms),
+        "max_block_ms": max(int(connect_timeout_s * 1000), 1000),
+        "bootstrap_timeout_ms": max(int(connect_timeout_s * 1000), 500),
+        "reconnect_backoff_max_ms": 2000,
+    }
+    config.update(overrides)
+    return config
 
 
 class SnapshotProducer:
-    """Send snapshots (or raw bytes, for replays and tests) to the telemetry topic."""
+    """Send snapshots (or raw bytes, for replays and tests) to the telemetry topic without blocking.
 
-    def __init__(self, settings: Settings, **overrides: Any) -> None:
+    `spool` keeps what cannot be delivered yet (default: a 64 MiB `MemorySpool`, lost at exit; the agent
+    passes a disk `Spool`). `delivery_timeout_s` is how long kafka-python retries a send before it is
+    spooled; `connect_timeout_s` bounds one connection attempt; `compression` is `auto`, `lz4`, `zstd`
+    or `gzip` (ValueError when its package is missing). `overrides` are kafka-python producer settings
+    applied last.
+    """
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        spool: SpoolLike | None = None,
+        metrics: AgentMetrics | None = None,
+        delivery_timeout_s: float = 30.0,
+        connect_timeout_s: float = 5.0,
+        compression: str = "auto",
+        **overrides: Any,
+    ) -> None:
         self.topic = settings.topic(TELEMETRY)
-        config: dict[str, Any] = {
-            "bootstrap_servers": settings.kafka_bootstrap.split(","),
-            "acks": "all",
-            "linger_ms": 20,
-            "batch_size": 256 * 1024,
-            "max_request_size": 8 * 1024 * 1024,
-            "client_id": "kcloud-collector",
-        }
-        config.update(overrides)
-        self._producer = KafkaProducer(**config)
+        self.bootstrap = settings.kafka_bootstrap
+        config = producer_config(settings, delivery_timeout_s, connect_timeout_s, compression, **overrides)
+        self.compression: str = config["compression_type"]
+        self.spool: SpoolLike = spool if spool is not None else MemorySpool()
+        if metrics is not None:
+            spool_ = self.spool
+            metrics.watch_spool(lambda: len(spool_), lambda: spool_.size_bytes, lambda: spool_.dropped)
+        self._delivery = Delivery(
+            self.topic,
+            self.bootstrap,
+            make_producer=lambda: KafkaProducer(**config),
+            spool=self.spool,
+            metrics=metrics,
+            delivery_timeout_s=delivery_timeout_s,
+        )
 
     def send(self, snapshot: NodeSnapshot) -> None:
-        self._producer.send(self.topic, key=snapshot.node.node_id.encode(), value=snapshot.to_json_bytes())
+        """Queue one snapshot (key = node_id); returns at once."""
+        self._delivery.submit(snapshot.node.node_id.encode(), snapshot.to_json_bytes())
 
     def send_raw(self, value: bytes, key: bytes | None = None) -> None:
-        self._producer.send(self.topic, key=key, value=value)
+        """Queue raw bytes for the telemetry topic (replays, tests); returns at once."""
+        self._delivery.submit(key, value)
 
     def send_all(self, snapshots: Iterable[NodeSnapshot]) -> int:
-        n = 0
-        for snap in snapshots:
-            self.send(snap)
-            n += 1
-        return n
+        """Queue every snapshot in order; returns how many."""
+        return self.send_records([(s.node.node_id.encode(), s.to_json_bytes()) for s in snapshots])
 
-    def flush(self, timeout: float = 60.0) -> None:
-        self._producer.flush(timeout=timeout)
+    def send_records(self, records: Sequence[tuple[bytes | None, bytes]]) -> int:
+        """Queue (key, value) records in order, as one hand-over to the delivery thread (the agent's path:
+        one tick of wire snapshots); returns how many."""
+        if records:
+            self._delivery.submit_many(records)
+        return len(records)
 
-    def close(self) -> None:
-        self._producer.close()
+    def flush(self, timeout: float = 60.0) -> bool:
+        """Wait until everything sent so far is acknowledged by Kafka (the spool's replay included).
+
+        Returns False, with a warning, when `timeout` seconds pass first; nothing is lost by that: the
+        rest stays queued or spooled.
+        """
+        done = self._delivery.wait_idle(timeout)
+        if not done:
+            d = self._delivery
+            log.warning(
+                "kafka %s: %d snapshot(s) not yet acknowledged after %.0f s (%d spooled): %s",
+                self.bootstrap,
+                d.pending(),
+                timeout,
+                len(self.spool),
+                d.problem or ("connecting" if d.connecting else "still sending"),
+            )
+        return done
+
+    def pending(self) -> int:
+        """Snapshots accepted but not yet acknowledged (queued, in flight or spooled)."""
+        return self._delivery.pending()
+
+    @property
+    def connected(self) -> bool:
+        """True while snapshots go straight to Kafka (nothing spooled or failing)."""
+        return self._delivery.direct
+
+    def close(self, timeout: float = 10.0) -> bool:
+        """Flush for up to `timeout` seconds, then stop; returns True when everything was acknowledged.
+        What was not stays in the spool (a disk spool replays it at the next start)."""
+        delivered = self.flush(timeout)
+        self._delivery.stop()
+        left = len(self.spool)
+        if left:
+            log.warning("kafka %s: %d snapshot(s) left in the spool for the next start", self.bootstrap, left)
+        self.spool.close()
+        return delivered

@@ -70,9 +70,7 @@ class KafkaService:
         proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
         if proc.returncode != 0:
             shutil.rmtree(self.lib, ignore_errors=True)
-            raise InfraError(
-                f"kafka: Maven could not fetch the broker jars:\n{(proc.stdout + proc.stderr)[-3000:]}"
-            )
+            raise InfraError(f"kafka: Maven could not fetch the broker jars:\n{(proc.stdout + proc.stderr)[-3000:]}")
 
     def _java(self, *args: str, heap: bool = False) -> list[str]:
         cmd = ["java"]
@@ -124,9 +122,7 @@ class KafkaService:
                 text=True,
                 check=False,
             )
-            cluster_id = (
-                out.stdout.strip().splitlines()[-1] if out.returncode == 0 and out.stdout.strip() else ""
-            )
+            cluster_id = out.stdout.strip().splitlines()[-1] if out.returncode == 0 and out.stdout.strip() else ""
             if not cluster_id:
                 raise InfraError(f"kafka: could not make a cluster id:\n{out.stderr[-2000:]}")
             cluster_id_file.write_text(cluster_id)
@@ -145,9 +141,7 @@ class KafkaService:
             check=False,
         )
         if proc.returncode != 0:
-            raise InfraError(
-                f"kafka: formatting storage in {self.data} failed:\n{(proc.stdout + proc.stderr)[-2000:]}"
-            )
+            raise InfraError(f"kafka: formatting storage in {self.data} failed:\n{(proc.stdout + proc.stderr)[-2000:]}")
 
     # -- life cycle -------------------------------------------------------------------------------
     def running_pid(self) -> int | None:
@@ -243,9 +237,7 @@ class KafkaService:
             owner = f"pid {pid}" if pid else "not started by infra up"
             return KafkaStatus(True, f"healthy on {self.host}:{self.port} ({owner})", pid)
         if pid:
-            return KafkaStatus(
-                False, f"process {pid} runs but does not answer on {self.host}:{self.port}: {why}", pid
-            )
+            return KafkaStatus(False, f"process {pid} runs but does not answer on {self.host}:{self.port}: {why}", pid)
         return KafkaStatus(False, f"stopped (nothing answers on {self.host}:{self.port})")
 
     def down(self) -> str:

@@ -175,9 +175,7 @@ class PostgresService:
             try:
                 self.answers()
             except psycopg.Error as exc:
-                raise InfraError(
-                    f"postgres: the server named by KCLOUD_DATABASE_URL does not answer: {exc}"
-                ) from exc
+                raise InfraError(f"postgres: the server named by KCLOUD_DATABASE_URL does not answer: {exc}") from exc
             return "postgres: using the external server named by KCLOUD_DATABASE_URL"
         pid = self.server_pid()
         if pid is not None:
@@ -237,9 +235,7 @@ class PostgresService:
         return f"postgres: started (pid {self.server_pid()}) on 127.0.0.1:{self.settings.pg_port}"
 
     def status(self) -> PostgresStatus:
-        where = (
-            "external server (KCLOUD_DATABASE_URL)" if self.external else f"127.0.0.1:{self.settings.pg_port}"
-        )
+        where = "external server (KCLOUD_DATABASE_URL)" if self.external else f"127.0.0.1:{self.settings.pg_port}"
         try:
             self.answers()
         except psycopg.Error as exc:

@@ -46,12 +46,8 @@ __all__ = [
 
 MetricType = Literal["gauge", "counter", "state"]
 
-_Name = Annotated[
-    str, StringConstraints(strict=True, min_length=1, max_length=64, pattern=r"^[a-z][a-z0-9_]*$")
-]
-_Slug = Annotated[
-    str, StringConstraints(strict=True, min_length=1, max_length=64, pattern=r"^[a-z0-9][a-z0-9_-]*$")
-]
+_Name = Annotated[str, StringConstraints(strict=True, min_length=1, max_length=64, pattern=r"^[a-z][a-z0-9_]*$")]
+_Slug = Annotated[str, StringConstraints(strict=True, min_length=1, max_length=64, pattern=r"^[a-z0-9][a-z0-9_-]*$")]
 _Text = Annotated[str, StringConstraints(strict=True, min_length=1, strip_whitespace=True)]
 _Number = StrictFloat  # a YAML integer is accepted and held as a float
 _CONFIG = ConfigDict(extra="forbid", frozen=True)
@@ -152,8 +148,7 @@ class Catalog(BaseModel):
             return self._metric_index[name]
         except KeyError:
             raise UnknownMetricError(
-                f"metric {name!r} is not in kcloud/catalog.yaml; "
-                f"known metrics: {', '.join(self.metric_names)}"
+                f"metric {name!r} is not in kcloud/catalog.yaml; known metrics: {', '.join(self.metric_names)}"
             ) from None
 
     def vendor(self, name: str) -> Vendor | None:
@@ -181,9 +176,7 @@ def parse_catalog(text: str, source: str = "<string>") -> Catalog:
     except yaml.YAMLError as exc:
         raise CatalogError(f"{source}: not valid YAML: {exc}") from exc
     if not isinstance(doc, dict):
-        raise CatalogError(
-            f"{source}: expected a mapping with `metrics` and `vendors`, got {type(doc).__name__}"
-        )
+        raise CatalogError(f"{source}: expected a mapping with `metrics` and `vendors`, got {type(doc).__name__}")
     try:
         return Catalog.model_validate(doc)
     except ValidationError as exc:

@@ -27,21 +27,31 @@ infra_app = typer.Typer(
     help="Start, stop and check the local Kafka broker and PostgreSQL cluster.", no_args_is_help=True
 )
 config_app = typer.Typer(help="Show the settings in force and where they come from.", no_args_is_help=True)
-streams_app = typer.Typer(
-    help="Run the faust stream processors (ingest into the database).", no_args_is_help=True
-)
+streams_app = typer.Typer(help="Run the faust stream processors (ingest into the database).", no_args_is_help=True)
 app.add_typer(infra_app, name="infra")
 app.add_typer(config_app, name="config")
 app.add_typer(streams_app, name="streams")
+device_app = typer.Typer(
+    help="Record what happens to a device outside the telemetry (decommissioning).", no_args_is_help=True
+)
+app.add_typer(device_app, name="device")
 
 
-def _mount_db() -> None:
-    from kcloud.db.cli import app as db_app
+#: (module, typer-app attribute, command name, one-line purpose) of the stages' own command groups
+_SUBAPPS: list[tuple[str, str, str, str]] = [
+    ("kcloud.db.cli", "app", "db", "Apply database migrations and show the storage mode in force."),
+    ("kcloud.ledger.cli", "app", "ledger", "Verify the deployment ledger's hash chain; sign checkpoints."),
+]
 
-    app.add_typer(db_app, name="db", help="Apply database migrations and show the storage mode in force.")
+
+def _mount_subapps() -> None:
+    import importlib
+
+    for module, attr, name, purpose in _SUBAPPS:
+        app.add_typer(getattr(importlib.import_module(module), attr), name=name, help=purpose)
 
 
-_mount_db()
+_mount_subapps()
 
 
 class _State:
@@ -56,18 +66,18 @@ def settings() -> Settings:
 
 @app.callback()
 def _global(
+    ctx: typer.Context,
     config: Annotated[
         Path | None, typer.Option("--config", help="TOML settings file (default ./kcloud.toml if present).")
     ] = None,
     state_dir: Annotated[
         Path | None,
-        typer.Option(
-            "--state-dir", help="Where local Kafka/PostgreSQL keep data and logs [default: .kcloud]."
-        ),
+        typer.Option("--state-dir", help="Where local Kafka and PostgreSQL keep data and logs (default .kcloud)."),
     ] = None,
 ) -> None:
     _State.config = config
     _State.overrides = {"state_dir": state_dir} if state_dir else {}
+    ctx.obj = {"config": config, "overrides": dict(_State.overrides)}
 
 
 # -- infra ------------------------------------------------------------------------------------------
@@ -112,9 +122,7 @@ def config_show() -> None:
 # -- streams ----------------------------------------------------------------------------------------
 @streams_app.command("worker")
 def streams_worker(
-    web_port: Annotated[
-        int | None, typer.Option(help="Port of this worker's web server (one per worker).")
-    ] = None,
+    web_port: Annotated[int | None, typer.Option(help="Port of this worker's web server (one per worker).")] = None,
     loglevel: Annotated[str, typer.Option(help="Log level: debug, info, warning, error.")] = "info",
 ) -> None:
     """Run one stream worker; start N of them to share the load (same consumer group)."""
@@ -140,6 +148,40 @@ def demo(
         f"stored {r.samples_stored} samples in device_samples; {r.deadlettered} message(s) dead-lettered "
         f"with their reason; {r.seconds:.1f}s end to end"
     )
+
+
+@device_app.command("decommission")
+def device_decommission(
+    device_uuid: Annotated[str, typer.Argument(help="The device's uuid (GPU- prefix optional).")],
+    reason: Annotated[str, typer.Option(help="Why, in words a program manager will read in the ledger.")],
+) -> None:
+    """Append a `decommissioned` event for a device to the ledger and publish it on kcloud.deployments.v1."""
+    from datetime import UTC, datetime
+
+    import psycopg
+
+    from kcloud.records import canonical_device_uuid
+    from kcloud.topics import DEPLOYMENTS
+    from streams.deployments import LifecycleRecorder
+
+    s = settings()
+    uuid = canonical_device_uuid(device_uuid)
+    try:
+        with psycopg.connect(s.effective_database_url) as conn, conn.transaction():
+            event = LifecycleRecorder(s).decommission(conn, uuid, datetime.now(UTC), reason)
+    except LookupError as exc:
+        typer.echo(f"kcloud: {exc}", err=True)
+        raise typer.Exit(1) from exc
+    if event is None:
+        typer.echo(f"device {uuid} is already decommissioned; nothing recorded")
+        return
+    from kafka import KafkaProducer
+
+    producer = KafkaProducer(bootstrap_servers=s.kafka_bootstrap.split(","), acks="all")
+    producer.send(s.topic(DEPLOYMENTS), key=event.node_id.encode(), value=event.model_dump_json().encode())
+    producer.flush(timeout=30)
+    producer.close()
+    typer.echo(f"device {uuid} decommissioned at {event.at.isoformat()} ({reason}); recorded in the ledger")
 
 
 def main() -> None:

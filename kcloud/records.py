@@ -63,9 +63,7 @@ EventType = Literal[
     "commissioned", "active", "idle", "offline", "returned", "health_changed", "relocated", "decommissioned"
 ]
 
-Ident = Annotated[
-    str, StringConstraints(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9][A-Za-z0-9._:/@-]*$")
-]
+Ident = Annotated[str, StringConstraints(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9][A-Za-z0-9._:/@-]*$")]
 Slug = Annotated[
     str, StringConstraints(min_length=1, max_length=64, to_lower=True, pattern=r"^[A-Za-z0-9][A-Za-z0-9_-]*$")
 ]
@@ -149,9 +147,7 @@ class DeviceSample(BaseModel):
             and self.mem_total_bytes is not None
             and self.mem_used_bytes > self.mem_total_bytes
         ):
-            raise ValueError(
-                f"mem_used_bytes ({self.mem_used_bytes}) exceeds mem_total_bytes ({self.mem_total_bytes})"
-            )
+            raise ValueError(f"mem_used_bytes ({self.mem_used_bytes}) exceeds mem_total_bytes ({self.mem_total_bytes})")
         return self
 
 
@@ -167,9 +163,7 @@ class NodeRef(BaseModel):
 class NodeSnapshot(BaseModel):
     """One message on `kcloud.telemetry.v1`: every accelerator of one node at one tick; key = node_id."""
 
-    model_config = ConfigDict(
-        extra="forbid", strict=True, frozen=True, allow_inf_nan=False, populate_by_name=True
-    )
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True, allow_inf_nan=False, populate_by_name=True)
 
     schema_tag: Literal["kcloud.telemetry/1"] = Field(SCHEMA_TAG, alias="schema")
     node: NodeRef

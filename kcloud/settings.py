@@ -81,7 +81,8 @@ class Settings(BaseSettings):
     decommission_after_days: float = Field(30.0, gt=0, description="Offline this long means decommissioned.")
     temp_alert_c: float = Field(90.0, description="Device temperature that opens an alert.")
     ledger_key_file: Path | None = Field(
-        None, description="Ed25519 private key (PEM) signing ledger checkpoints [default: <state_dir>/keys/].",
+        None,
+        description="Ed25519 private key (PEM) signing ledger checkpoints [default: <state_dir>/keys/].",
     )
 
     # vendor push gateway
@@ -138,8 +139,7 @@ def _read_toml(path: Path) -> dict[str, Any]:
     unknown = sorted(set(data) - _field_names())
     if unknown:
         raise SettingsError(
-            f"config file {path}: unknown key(s) {', '.join(unknown)}; "
-            f"known keys are listed by `kcloud config show`"
+            f"config file {path}: unknown key(s) {', '.join(unknown)}; known keys are listed by `kcloud config show`"
         )
     return data
 

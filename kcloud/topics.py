@@ -21,9 +21,7 @@ class TopicSpec:
 
 
 TELEMETRY = TopicSpec("kcloud.telemetry.v1", "node snapshots from collectors and the gateway", 7 * 86_400_000)
-DEADLETTER = TopicSpec(
-    "kcloud.deadletter.v1", "rejected input with its reason and original bytes", 30 * 86_400_000
-)
+DEADLETTER = TopicSpec("kcloud.deadletter.v1", "rejected input with its reason and original bytes", 30 * 86_400_000)
 DEPLOYMENTS = TopicSpec("kcloud.deployments.v1", "device lifecycle transitions", 365 * 86_400_000)
 
 ALL_TOPICS: tuple[TopicSpec, ...] = (TELEMETRY, DEADLETTER, DEPLOYMENTS)

@@ -13,11 +13,11 @@ from typing import Any
 
 import faust
 
-from kcloud.records import DeadLetter, NodeSnapshot
+from kcloud.records import DeadLetter, DeploymentEvent, NodeSnapshot
 from kcloud.settings import Settings
-from kcloud.topics import DEADLETTER, TELEMETRY
+from kcloud.topics import DEADLETTER, DEPLOYMENTS, TELEMETRY
 from streams.ingest import IngestProcessor, RawMessage
-from streams.sink import SampleSink
+from streams.sink import SampleSink, WriteResult
 
 __all__ = ["create_app", "run_worker"]
 
@@ -55,26 +55,39 @@ def create_app(settings: Settings) -> faust.App:
         key_serializer="raw",
         value_serializer="raw",
     )
+    deployments = app.topic(
+        settings.topic(DEPLOYMENTS),
+        key_type=bytes,
+        value_type=bytes,
+        key_serializer="raw",
+        value_serializer="raw",
+    )
     sink = SampleSink(settings)
+    sink_lock = asyncio.Lock()  # one database connection: the agent and the sweep take turns
 
-    async def write(snapshots: list[NodeSnapshot]) -> int:
-        return await asyncio.to_thread(sink.write, snapshots)
+    async def write(snapshots: list[NodeSnapshot]) -> WriteResult:
+        async with sink_lock:
+            return await asyncio.to_thread(sink.write, snapshots)
+
+    async def publish_events(events: list[DeploymentEvent]) -> None:
+        futures = [
+            await deployments.send(key=ev.node_id.encode(), value=ev.model_dump_json().encode()) for ev in events
+        ]
+        for fut in futures:
+            await fut
 
     async def publish(letters: list[DeadLetter]) -> None:
         futures = [
-            await deadletter.send(key=(dl.key or "").encode(), value=dl.model_dump_json().encode())
-            for dl in letters
+            await deadletter.send(key=(dl.key or "").encode(), value=dl.model_dump_json().encode()) for dl in letters
         ]
         for fut in futures:
             await fut  # the broker has the dead letter before the batch is acked
 
-    processor = IngestProcessor(write, publish, retention_days=settings.retention_days)
+    processor = IngestProcessor(write, publish, publish_events, retention_days=settings.retention_days)
 
     @app.agent(telemetry, name="ingest")
     async def ingest(stream: Any) -> None:
-        async for events in stream.take_events(
-            settings.ingest_batch_size, within=settings.ingest_batch_seconds
-        ):
+        async for events in stream.take_events(settings.ingest_batch_size, within=settings.ingest_batch_seconds):
             batch = [
                 RawMessage(
                     value=ev.message.value or b"",
@@ -87,9 +100,27 @@ def create_app(settings: Settings) -> faust.App:
             ]
             await processor.handle(batch)
 
+    @app.timer(interval=max(5.0, settings.sample_interval_s * 3))  # type: ignore[untyped-decorator]
+    async def silence_sweep() -> None:
+        try:
+            async with sink_lock:
+                events = await asyncio.to_thread(sink.sweep)
+        except Exception as exc:  # the database is away: the next sweep tries again
+            log.warning("lifecycle sweep failed (%s: %s); retrying at the next tick", type(exc).__name__, exc)
+            return
+        if events:
+            await publish_events(events)
+            processor.counters.deployment_events += len(events)
+
     @app.page("/counters/")
     async def counters(web: Any, request: Any) -> Any:
-        return web.json(vars(processor.counters))
+        try:
+            assigned = sorted(
+                tp.partition for tp in app.consumer.assignment() if tp.topic == telemetry.get_topic_name()
+            )
+        except Exception:  # no consumer yet: the worker is still starting
+            assigned = []
+        return web.json({**vars(processor.counters), "assigned_partitions": assigned})
 
     @app.timer(interval=30.0)  # type: ignore[untyped-decorator]
     async def report() -> None:

@@ -12,10 +12,11 @@ import logging
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from typing import Protocol
 
-from kcloud.records import DeadLetter, InvalidSnapshot, NodeSnapshot, parse_snapshot
+from kcloud.records import DeadLetter, DeploymentEvent, InvalidSnapshot, NodeSnapshot, parse_snapshot
 
-__all__ = ["IngestCounters", "IngestProcessor", "RawMessage", "decode_batch"]
+__all__ = ["IngestCounters", "IngestProcessor", "RawMessage", "WriteOutcome", "decode_batch"]
 
 log = logging.getLogger("kcloud.streams.ingest")
 
@@ -42,6 +43,8 @@ class IngestCounters:
     samples_in: int = 0
     samples_stored: int = 0
     deadlettered: int = 0
+    late_samples: int = 0
+    deployment_events: int = 0
     db_retries: int = 0
     reasons: dict[str, int] = field(default_factory=dict)
 
@@ -83,8 +86,20 @@ def decode_batch(
     return good, bad
 
 
-WriteFn = Callable[[list[NodeSnapshot]], Awaitable[int]]
+class WriteOutcome(Protocol):
+    """What the sink reports for one batch (streams.sink.WriteResult)."""
+
+    @property
+    def stored(self) -> int: ...
+    @property
+    def late(self) -> int: ...
+    @property
+    def events(self) -> list[DeploymentEvent]: ...
+
+
+WriteFn = Callable[[list[NodeSnapshot]], Awaitable[WriteOutcome]]
 PublishFn = Callable[[list[DeadLetter]], Awaitable[None]]
+PublishEventsFn = Callable[[list[DeploymentEvent]], Awaitable[None]]
 
 
 class IngestProcessor:
@@ -94,12 +109,14 @@ class IngestProcessor:
         self,
         write: WriteFn,
         publish_deadletters: PublishFn,
+        publish_events: PublishEventsFn,
         *,
         retention_days: int,
         max_backoff_s: float = 10.0,
     ) -> None:
         self._write = write
         self._publish = publish_deadletters
+        self._publish_events = publish_events
         self._retention = timedelta(days=retention_days)
         self._max_backoff = max_backoff_s
         self.counters = IngestCounters()
@@ -121,12 +138,16 @@ class IngestProcessor:
                     dl.detail[:300],
                 )
         if good:
-            stored = await self._write_with_retry(good)
+            outcome = await self._write_with_retry(good)
             self.counters.snapshots_valid += len(good)
             self.counters.samples_in += sum(len(s.devices) for s in good)
-            self.counters.samples_stored += stored
+            self.counters.samples_stored += outcome.stored
+            self.counters.late_samples += outcome.late
+            if outcome.events:
+                await self._publish_events(outcome.events)
+                self.counters.deployment_events += len(outcome.events)
 
-    async def _write_with_retry(self, snapshots: list[NodeSnapshot]) -> int:
+    async def _write_with_retry(self, snapshots: list[NodeSnapshot]) -> WriteOutcome:
         delay = 0.5
         while True:
             try:

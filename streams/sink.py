@@ -10,17 +10,20 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from datetime import datetime
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 from typing import Any
 
 import psycopg
 
 from kcloud.db.partitions import ensure_partitions_for
 from kcloud.db.schema import HEALTH_CODES
-from kcloud.records import Attribution, DeviceSample, NodeSnapshot
+from kcloud.records import Attribution, DeploymentEvent, DeviceSample, NodeSnapshot
 from kcloud.settings import Settings
+from streams.deployments import LifecycleRecorder
+from streams.rollups import partition_late, update_minute_rollups
 
-__all__ = ["SAMPLE_COLUMNS", "SampleSink", "device_key", "sample_row"]
+__all__ = ["SAMPLE_COLUMNS", "SampleSink", "WriteResult", "device_key", "sample_row"]
 
 log = logging.getLogger("kcloud.streams.sink")
 
@@ -78,6 +81,15 @@ def sample_row(device_id: int, at: datetime, dev: DeviceSample, workload_id: int
     )
 
 
+@dataclass(frozen=True)
+class WriteResult:
+    """What one batch did to the database."""
+
+    stored: int
+    late: int
+    events: list[DeploymentEvent]
+
+
 class SampleSink:
     """Writes batches of snapshots; keeps one connection and caches of the ids it has resolved."""
 
@@ -87,6 +99,8 @@ class SampleSink:
         self._device_ids: dict[DeviceKey, int] = {}
         self._workload_ids: dict[tuple[str, str], int] = {}
         self._allocations: dict[int, AllocationKey] = {}
+        self._lifecycle = LifecycleRecorder(settings)
+        self._lateness = timedelta(seconds=settings.allowed_lateness_s)
 
     def _connection(self) -> psycopg.Connection[Any]:
         if self._conn is None or self._conn.closed or self._conn.broken:
@@ -103,38 +117,73 @@ class SampleSink:
             self._conn.close()
             self._conn = None
 
-    def write(self, snapshots: Sequence[NodeSnapshot]) -> int:
-        """Store every sample of `snapshots` not stored yet; returns how many rows were new."""
+    def write(self, snapshots: Sequence[NodeSnapshot]) -> WriteResult:
+        """Store every sample of `snapshots` not stored yet, update their minute rollups and the device
+        lifecycle, all in one transaction. Returns what was new; its events are committed."""
         try:
             conn = self._connection()
             # partitions first, in their own transaction: creating one locks the parent table
             ensure_partitions_for(conn, {s.collected_at for s in snapshots})
             conn.commit()
             with conn.transaction():
+                node_last_seen = self._node_last_seen(conn, snapshots)
                 self._upsert_nodes(conn, snapshots)
-                device_ids = self._resolve_devices(conn, snapshots)
+                device_ids, new_devices = self._resolve_devices(conn, snapshots)
                 workload_ids = self._resolve_workloads(conn, snapshots)
                 self._record_allocations(conn, snapshots, device_ids)
-                with conn.cursor() as cur:
-                    with cur.copy(f"COPY staging_samples ({_COLS}) FROM STDIN (FORMAT BINARY)") as copy:
-                        copy.set_types([t for _, t in SAMPLE_COLUMNS])
-                        for snap in snapshots:
-                            for dev in snap.devices:
-                                tp = dev.throughput
-                                wid = workload_ids[(tp.workload, tp.unit)] if tp is not None else None
-                                copy.write_row(
-                                    sample_row(device_ids[device_key(dev)], snap.collected_at, dev, wid)
-                                )
-                    cur.execute(
-                        f"INSERT INTO device_samples ({_COLS}) SELECT {_COLS} FROM staging_samples "
-                        "ON CONFLICT DO NOTHING"
-                    )
-                    stored = cur.rowcount
-                    cur.execute("TRUNCATE staging_samples")
-            return stored
+                inserted = self._insert_samples(conn, snapshots, device_ids, workload_ids)
+                watermarks = {
+                    device_ids[device_key(d)]: seen
+                    for snap in snapshots
+                    if (seen := node_last_seen.get(snap.node.node_id)) is not None
+                    for d in snap.devices
+                }
+                keys, late = partition_late(inserted, watermarks, self._lateness)
+                update_minute_rollups(conn, keys, self.settings.sample_interval_s)
+                events = self._lifecycle.apply(conn, snapshots, device_ids, new_devices, node_last_seen)
+            return WriteResult(len(inserted), late, events)
         except psycopg.Error:
             self._forget()
             raise
+
+    def sweep(self) -> list[DeploymentEvent]:
+        """Offline/decommission checks at the newest event time; returns the committed events."""
+        try:
+            conn = self._connection()
+            with conn.transaction():
+                return self._lifecycle.sweep(conn)
+        except psycopg.Error:
+            self._forget()
+            raise
+
+    def _insert_samples(
+        self,
+        conn: psycopg.Connection[Any],
+        snapshots: Sequence[NodeSnapshot],
+        device_ids: dict[DeviceKey, int],
+        workload_ids: dict[tuple[str, str], int],
+    ) -> list[tuple[int, datetime]]:
+        with conn.cursor() as cur:
+            with cur.copy(f"COPY staging_samples ({_COLS}) FROM STDIN (FORMAT BINARY)") as copy:
+                copy.set_types([t for _, t in SAMPLE_COLUMNS])
+                for snap in snapshots:
+                    for dev in snap.devices:
+                        tp = dev.throughput
+                        wid = workload_ids[(tp.workload, tp.unit)] if tp is not None else None
+                        copy.write_row(sample_row(device_ids[device_key(dev)], snap.collected_at, dev, wid))
+            cur.execute(
+                f"INSERT INTO device_samples ({_COLS}) SELECT {_COLS} FROM staging_samples "
+                "ON CONFLICT DO NOTHING RETURNING device_id, time"
+            )
+            inserted = [(int(r[0]), r[1]) for r in cur.fetchall()]
+            cur.execute("TRUNCATE staging_samples")
+        return inserted
+
+    @staticmethod
+    def _node_last_seen(conn: psycopg.Connection[Any], snapshots: Sequence[NodeSnapshot]) -> dict[str, datetime]:
+        nodes = sorted({s.node.node_id for s in snapshots})
+        rows = conn.execute("SELECT node_id, last_seen FROM nodes WHERE node_id = ANY(%s)", (nodes,)).fetchall()
+        return {r[0]: r[1] for r in rows}
 
     def _forget(self) -> None:
         # a rolled-back transaction may have created ids we cached: start clean
@@ -162,23 +211,22 @@ class SampleSink:
             "hostname = COALESCE(EXCLUDED.hostname, nodes.hostname), "
             "first_seen = LEAST(nodes.first_seen, EXCLUDED.first_seen), "
             "last_seen = GREATEST(nodes.last_seen, EXCLUDED.last_seen)",
-            [
-                (n, s.node.site_id, s.node.hostname, first[n], s.collected_at)
-                for n, s in sorted(latest.items())
-            ],
+            [(n, s.node.site_id, s.node.hostname, first[n], s.collected_at) for n, s in sorted(latest.items())],
         )
 
     def _resolve_devices(
         self, conn: psycopg.Connection[Any], snapshots: Sequence[NodeSnapshot]
-    ) -> dict[DeviceKey, int]:
+    ) -> tuple[dict[DeviceKey, int], set[int]]:
+        """The device id of every device in the batch, and the ids of the devices created now."""
         missing: dict[DeviceKey, tuple[DeviceSample, NodeSnapshot]] = {}
         for snap in snapshots:
             for dev in snap.devices:
                 key = device_key(dev)
                 if key not in self._device_ids:
                     missing.setdefault(key, (dev, snap))
+        created: set[int] = set()
         if not missing:
-            return self._device_ids
+            return self._device_ids, created
         uuids = [u for u, _ in missing]
         subs = [sd for _, sd in missing]
         # look up first: an INSERT ... ON CONFLICT burns an identity value for every existing device
@@ -218,7 +266,7 @@ class SampleSink:
                 "node_id, first_seen, last_seen) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s) "
                 "ON CONFLICT ON CONSTRAINT devices_identity_key DO UPDATE "
                 "SET first_seen = LEAST(devices.first_seen, EXCLUDED.first_seen) "
-                "RETURNING device_uuid, subdevice, device_id",
+                "RETURNING device_uuid, subdevice, device_id, (xmax = 0) AS inserted",
                 [(*r, r[-1]) for r in rows],
                 returning=True,
             )
@@ -226,9 +274,11 @@ class SampleSink:
                 row = cur.fetchone()
                 if row is not None:
                     self._device_ids[(row[0], row[1])] = row[2]
+                    if row[3]:
+                        created.add(row[2])
                 if not cur.nextset():
                     break
-        return self._device_ids
+        return self._device_ids, created
 
     def _resolve_workloads(
         self, conn: psycopg.Connection[Any], snapshots: Sequence[NodeSnapshot]
@@ -237,8 +287,7 @@ class SampleSink:
             (d.throughput.workload, d.throughput.unit)
             for s in snapshots
             for d in s.devices
-            if d.throughput is not None
-            and (d.throughput.workload, d.throughput.unit) not in self._workload_ids
+            if d.throughput is not None and (d.throughput.workload, d.throughput.unit) not in self._workload_ids
         }
         for name, unit in sorted(missing):
             row = conn.execute(

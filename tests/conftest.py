@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import os
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import psycopg
@@ -16,11 +16,13 @@ from infra.postgres import PostgresService
 from kcloud.settings import Settings, load_settings
 
 ROOT = Path(__file__).resolve().parent.parent
+#: KCLOUD_TEST_STACK=N (1..9) gives a second test stack its own ports and state, for parallel runs
+_STACK = int(os.environ.get("KCLOUD_TEST_STACK", "0") or 0)
 TEST_OVERRIDES = {
-    "state_dir": ROOT / ".kcloud" / "test",
-    "kafka_bootstrap": "127.0.0.1:19092",
-    "kafka_controller_port": 19093,
-    "pg_port": 54339,
+    "state_dir": ROOT / ".kcloud" / ("test" if _STACK == 0 else f"test{_STACK}"),
+    "kafka_bootstrap": f"127.0.0.1:{19092 + 10 * _STACK}",
+    "kafka_controller_port": 19093 + 10 * _STACK,
+    "pg_port": 54339 + _STACK,
     "kafka_partitions": 3,
 }
 
@@ -76,15 +78,28 @@ def _with_db(url: str, name: str) -> str:
 
 
 @pytest.fixture
-def fresh_database_url(postgres_up: PostgresService) -> Iterator[str]:
-    """URL of a new, empty database, dropped after the test."""
-    name = "t_" + uuid.uuid4().hex[:12]
+def database_factory(postgres_up: PostgresService) -> Iterator[Callable[[], str]]:
+    """Make new, empty databases on the test cluster (each dropped after the test); returns their URLs."""
     admin = _with_db(postgres_up.url, "postgres")
+    made: list[str] = []
+
+    def make() -> str:
+        name = "t_" + uuid.uuid4().hex[:12]
+        with psycopg.connect(admin, autocommit=True) as conn:
+            conn.execute(f'CREATE DATABASE "{name}"')
+        made.append(name)
+        return _with_db(postgres_up.url, name)
+
+    yield make
     with psycopg.connect(admin, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    yield _with_db(postgres_up.url, name)
-    with psycopg.connect(admin, autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        for name in made:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture
+def fresh_database_url(database_factory: Callable[[], str]) -> str:
+    """URL of a new, empty database, dropped after the test."""
+    return database_factory()
 
 
 @pytest.fixture

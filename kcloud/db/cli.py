@@ -15,10 +15,11 @@ from typing import Annotated, NoReturn
 
 import typer
 
+from kcloud.cli_context import settings_from
 from kcloud.db.errors import DatabaseError
 from kcloud.db.migrate import migrate
 from kcloud.db.status import db_status
-from kcloud.settings import Settings, SettingsError, load_settings
+from kcloud.settings import Settings
 
 __all__ = ["app"]
 
@@ -31,16 +32,7 @@ def _fail(message: str) -> NoReturn:
 
 
 def _settings(ctx: typer.Context) -> Settings:
-    obj = ctx.obj
-    if isinstance(obj, Settings):
-        return obj
-    if isinstance(obj, dict) and isinstance(obj.get("settings"), Settings):
-        found: Settings = obj["settings"]
-        return found
-    try:
-        return load_settings()
-    except SettingsError as exc:
-        _fail(str(exc))
+    return settings_from(ctx)
 
 
 @app.command("migrate")
@@ -70,9 +62,7 @@ def status_command(
     as_json: Annotated[bool, typer.Option("--json", help="Print the status as JSON.")] = False,
     estimate: Annotated[
         bool,
-        typer.Option(
-            "--estimate", help="Planner estimates for the big time-series tables instead of count(*)."
-        ),
+        typer.Option("--estimate", help="Planner estimates for the big time-series tables instead of count(*)."),
     ] = False,
 ) -> None:
     """Show the storage mode and why, migrations applied and pending, partitions or hypertables, rows."""

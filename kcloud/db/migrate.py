@@ -135,9 +135,7 @@ def _read_applied(conn: Connection) -> list[AppliedMigration]:
     return [AppliedMigration(str(t), int(v), str(n), str(c), a) for t, v, n, c, a in rows]
 
 
-def inspect_migrations(
-    conn: Connection, mode: ModeName, files: list[MigrationFile] | None = None
-) -> MigrationState:
+def inspect_migrations(conn: Connection, mode: ModeName, files: list[MigrationFile] | None = None) -> MigrationState:
     """Compare `schema_migrations` with the migration files of `mode`; reads only."""
     all_files = files if files is not None else load_migrations()
     by_key: dict[tuple[str, int], MigrationFile] = {(m.track, m.version): m for m in all_files}
@@ -188,9 +186,7 @@ def _apply(conn: Connection, migration: MigrationFile, settings: Settings) -> No
                 _record(conn, migration, started)
         else:
             for name in SETTING_PARAMETERS:  # session-level: there is no transaction to scope them to
-                conn.execute(
-                    "SELECT set_config(%s, %s, false)", (f"kcloud.{name}", str(getattr(settings, name)))
-                )
+                conn.execute("SELECT set_config(%s, %s, false)", (f"kcloud.{name}", str(getattr(settings, name))))
             conn.execute(migration.sql.encode("utf-8"))
             _record(conn, migration, started)
     except psycopg.Error as exc:
@@ -208,8 +204,7 @@ def _apply(conn: Connection, migration: MigrationFile, settings: Settings) -> No
 
 def _record(conn: Connection, migration: MigrationFile, started: float) -> None:
     conn.execute(
-        "INSERT INTO schema_migrations (track, version, name, checksum, duration_ms) "
-        "VALUES (%s, %s, %s, %s, %s)",
+        "INSERT INTO schema_migrations (track, version, name, checksum, duration_ms) VALUES (%s, %s, %s, %s, %s)",
         (
             migration.track,
             migration.version,
@@ -264,8 +259,7 @@ def _run(
         state = inspect_migrations(conn, mode.mode, files)
         if state.changed:
             lines = "; ".join(
-                f"{m.label}: recorded {a.checksum[:12]}…, file now {m.checksum[:12]}…"
-                for m, a in state.changed
+                f"{m.label}: recorded {a.checksum[:12]}…, file now {m.checksum[:12]}…" for m, a in state.changed
             )
             raise MigrationChecksumError(
                 f"migrate: refusing to run, applied migration file(s) were edited: {lines}. Applied "

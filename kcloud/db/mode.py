@@ -188,15 +188,11 @@ def detect(conn: Connection, settings: Settings, *, install: bool = True) -> Sto
         return StorageMode("timescaledb", probe.installed_version, probe.reason)
     if not probe.installable:
         if settings.timescale == "on":
-            raise StorageModeError(
-                f"storage: settings say timescale=on, but {probe.reason}; {_HOW_TO_GET_IT}"
-            )
+            raise StorageModeError(f"storage: settings say timescale=on, but {probe.reason}; {_HOW_TO_GET_IT}")
         return _plain(conn, probe.reason)
     version = probe.available_version or "?"
     if not install:
-        return StorageMode(
-            "timescaledb", version, f"{probe.reason}; `kcloud db migrate` will create the extension"
-        )
+        return StorageMode("timescaledb", version, f"{probe.reason}; `kcloud db migrate` will create the extension")
     try:
         with conn.transaction():
             conn.execute("CREATE EXTENSION IF NOT EXISTS timescaledb")

@@ -111,13 +111,9 @@ def _db_key(conn: Connection) -> _DbKey:
 
 
 def _load(conn: Connection) -> _Known:
-    row = conn.execute(
-        "SELECT relkind::text FROM pg_class WHERE oid = to_regclass(%s)", (_PARENT,)
-    ).fetchone()
+    row = conn.execute("SELECT relkind::text FROM pg_class WHERE oid = to_regclass(%s)", (_PARENT,)).fetchone()
     if row is None:
-        raise DatabaseError(
-            f"database {conn.info.dbname!r} has no {_PARENT} table yet; run `kcloud db migrate` first"
-        )
+        raise DatabaseError(f"database {conn.info.dbname!r} has no {_PARENT} table yet; run `kcloud db migrate` first")
     if row[0] != "p":
         return _Known(partitioned=False)
     return _Known(partitioned=True, days={p.day for p in list_partitions(conn)})

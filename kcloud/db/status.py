@@ -74,23 +74,15 @@ class DbStatus:
         if self.changed:
             out.append("EDITED:     " + "; ".join(self.changed) + " (migrate will refuse to run)")
         if self.unknown:
-            out.append(
-                "unknown:    " + ", ".join(a.label for a in self.unknown) + " (applied by newer code?)"
-            )
+            out.append("unknown:    " + ", ".join(a.label for a in self.unknown) + " (applied by newer code?)")
         if self.partitions is not None:
-            span = (
-                f", {self.partitions.first_day} .. {self.partitions.last_day}"
-                if self.partitions.count
-                else ""
-            )
+            span = f", {self.partitions.first_day} .. {self.partitions.last_day}" if self.partitions.count else ""
             out.append(f"partitions: {self.partitions.count} daily partition(s) of device_samples{span}")
         for ht in self.hypertables:
             comp = "compression on" if ht.compression_enabled else "compression off"
             out.append(f"hypertable: {ht.name}: {ht.chunks} chunk(s), {comp}")
         for job in self.policies:
-            out.append(
-                f"policy:     {job.proc_name} on {job.relation} every {job.schedule_interval}: {job.config}"
-            )
+            out.append(f"policy:     {job.proc_name} on {job.relation} every {job.schedule_interval}: {job.config}")
         if self.row_counts:
             approx = "" if self.counts_exact else " (~ = planner estimate)"
             out.append(f"rows{approx}:")
@@ -173,9 +165,7 @@ def db_status(url: str, settings: Settings, *, exact: bool = True) -> DbStatus:
         state = inspect_migrations(conn, mode.mode if mode else "postgresql")
         status.applied, status.unknown = state.applied, state.unknown
         status.pending = state.pending if mode else []
-        status.changed = [
-            f"{m.label} (recorded {a.checksum[:12]}…, file {m.checksum[:12]}…)" for m, a in state.changed
-        ]
+        status.changed = [f"{m.label} (recorded {a.checksum[:12]}…, file {m.checksum[:12]}…)" for m, a in state.changed]
         timescale = mode is not None and mode.timescaledb and recorded is not None
         if timescale:
             status.hypertables = hypertables(conn)

@@ -127,9 +127,7 @@ def sync_policies(conn: Connection, settings: Settings) -> list[str]:
                 continue
             if row is not None:
                 conn.execute(f"SELECT {remove_fn}(%s)".encode(), (_SAMPLES,))
-            conn.execute(
-                f"SELECT {add_fn}(%s, {key} => make_interval(days => %s))".encode(), (_SAMPLES, days)
-            )
+            conn.execute(f"SELECT {add_fn}(%s, {key} => make_interval(days => %s))".encode(), (_SAMPLES, days))
             was = f" (was {row[1]})" if row is not None else ""
             changes.append(f"{_SAMPLES} {key} set to {days} days{was}")
     return changes

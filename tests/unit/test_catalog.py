@@ -176,9 +176,7 @@ def test_catalogue_is_read_once_per_process() -> None:
 
 # --- a malformed catalogue stops loading, naming what is wrong -----------------------------------
 
-_METRIC = (
-    "{name: x_w, unit: watts, type: gauge, description: A made-up metric for the test., range: {min: 0}}"
-)
+_METRIC = "{name: x_w, unit: watts, type: gauge, description: A made-up metric for the test., range: {min: 0}}"
 
 
 @pytest.mark.parametrize(

@@ -37,15 +37,11 @@ def test_first_migrate_applies_every_file_in_order_and_records_its_checksum(plai
     assert [m.filename for m in report.applied] == [m.filename for m in expected]
     assert report.summary().startswith("applied 0001_core.sql (core), 0002_timeseries_postgresql.sql (core)")
     with connect(url) as conn:
-        rows = conn.execute(
-            "SELECT track, version, checksum FROM schema_migrations ORDER BY version"
-        ).fetchall()
+        rows = conn.execute("SELECT track, version, checksum FROM schema_migrations ORDER BY version").fetchall()
     assert rows == [(m.track, m.version, m.checksum) for m in expected]
 
 
-def test_migrating_twice_leaves_the_schema_unchanged(
-    plain_settings: Settings, schema_snapshot: SnapshotFn
-) -> None:
+def test_migrating_twice_leaves_the_schema_unchanged(plain_settings: Settings, schema_snapshot: SnapshotFn) -> None:
     url = plain_settings.effective_database_url
     migrate(url, plain_settings, now=NOW)
     with connect(url, autocommit=True) as conn:
@@ -86,9 +82,7 @@ def test_an_edited_applied_migration_is_refused_before_anything_changes(
         assert schema_snapshot(conn) == before  # 0003 was not applied either
 
 
-def test_a_new_migration_file_is_applied_by_the_next_run_only(
-    plain_settings: Settings, migrations_copy: Path
-) -> None:
+def test_a_new_migration_file_is_applied_by_the_next_run_only(plain_settings: Settings, migrations_copy: Path) -> None:
     url = plain_settings.effective_database_url
     migrate(url, plain_settings, migrations_dir=migrations_copy, now=NOW)
     (migrations_copy / "0003_site_region.sql").write_text("ALTER TABLE sites ADD COLUMN region text;\n")
@@ -100,9 +94,7 @@ def test_a_new_migration_file_is_applied_by_the_next_run_only(
     assert again.applied == []
 
 
-def test_a_failing_migration_is_rolled_back_and_not_recorded(
-    plain_settings: Settings, migrations_copy: Path
-) -> None:
+def test_a_failing_migration_is_rolled_back_and_not_recorded(plain_settings: Settings, migrations_copy: Path) -> None:
     url = plain_settings.effective_database_url
     migrate(url, plain_settings, migrations_dir=migrations_copy, now=NOW)
     (migrations_copy / "0003_broken.sql").write_text(

@@ -19,9 +19,7 @@ def _installable(settings: Settings) -> bool:
 def test_timescale_off_means_plain_postgresql_disabled_by_settings(plain_settings: Settings) -> None:
     with connect(plain_settings.effective_database_url, autocommit=True) as conn:
         mode = detect(conn, plain_settings)
-        assert conn.execute("SELECT count(*) FROM pg_extension WHERE extname = 'timescaledb'").fetchone() == (
-            0,
-        )
+        assert conn.execute("SELECT count(*) FROM pg_extension WHERE extname = 'timescaledb'").fetchone() == (0,)
     assert mode.mode == "postgresql"
     assert mode.reason == "disabled by settings (timescale=off)"
     assert mode.version.startswith("15.") or mode.version[0].isdigit()

@@ -58,9 +58,7 @@ def test_ensure_partitions_is_idempotent_for_another_process_too(conn: Connectio
     assert ensure_partitions(conn, day, day) == []
 
 
-def test_a_sample_outside_any_partition_gets_one_after_ensure_partitions(
-    conn: Connection, now: datetime
-) -> None:
+def test_a_sample_outside_any_partition_gets_one_after_ensure_partitions(conn: Connection, now: datetime) -> None:
     late = now - timedelta(days=30, hours=3)
     with pytest.raises(psycopg.errors.CheckViolation, match="no partition"):
         _insert_sample(conn, late)
@@ -68,9 +66,7 @@ def test_a_sample_outside_any_partition_gets_one_after_ensure_partitions(
     assert ensure_partitions_for(conn, [late]) == [partition_name(late)]
     _insert_sample(conn, late)
 
-    row = conn.execute(
-        "SELECT tableoid::regclass::text FROM device_samples WHERE time = %s", (late,)
-    ).fetchone()
+    row = conn.execute("SELECT tableoid::regclass::text FROM device_samples WHERE time = %s", (late,)).fetchone()
     assert row == (partition_name(late),)
 
 
@@ -80,9 +76,7 @@ def test_ensure_partitions_for_makes_only_the_days_of_the_batch(conn: Connection
     assert created == [partition_name(far), partition_name(near)]
 
 
-def test_ensure_partitions_inside_a_callers_transaction_commits_with_it(
-    migrated: Settings, now: datetime
-) -> None:
+def test_ensure_partitions_inside_a_callers_transaction_commits_with_it(migrated: Settings, now: datetime) -> None:
     from kcloud.db.connect import connect
 
     day = now - timedelta(days=9)

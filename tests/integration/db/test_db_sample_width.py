@@ -20,9 +20,7 @@ from kcloud.db.schema import DEVICE_SAMPLE_COLUMNS
 
 DEVICES = 20
 TICKS = 8640  # one day at 10 s
-_TYPES = (
-    ["timestamptz", "int4", "float4", "int8", "int8", "float8", "int8"] + ["float4"] * 5 + ["int2", "int2"]
-)
+_TYPES = ["timestamptz", "int4", "float4", "int8", "int8", "float8", "int8"] + ["float4"] * 5 + ["int2", "int2"]
 
 
 def _load_day(conn: Connection, day: datetime, *, with_throughput: bool) -> int:

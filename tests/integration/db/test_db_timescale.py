@@ -33,9 +33,7 @@ def ts_settings(test_settings: Settings) -> Settings:
         probe = probe_timescaledb(conn)
     if not probe.installable:
         pytest.skip(f"timescaledb extension not installable on this server: {probe.reason}")
-    settings = test_settings.model_copy(
-        update={"timescale": "on", "retention_days": 30, "compress_after_days": 3}
-    )
+    settings = test_settings.model_copy(update={"timescale": "on", "retention_days": 30, "compress_after_days": 3})
     migrate(url, settings)
     return settings
 
@@ -102,9 +100,7 @@ def test_samples_are_dropped_after_the_configured_retention(ts_conn: Connection)
     assert _is_interval(ts_conn, config["drop_after"], 30)
 
 
-def test_changed_settings_replace_the_policies_on_the_next_migrate(
-    ts_settings: Settings, ts_conn: Connection
-) -> None:
+def test_changed_settings_replace_the_policies_on_the_next_migrate(ts_settings: Settings, ts_conn: Connection) -> None:
     longer = ts_settings.model_copy(update={"retention_days": 45})
     report = migrate(ts_settings.effective_database_url, longer)
     again = migrate(ts_settings.effective_database_url, longer)
@@ -129,9 +125,7 @@ def test_refresh_rollups_fills_the_continuous_aggregates(ts_conn: Connection) ->
         "samples, seconds_observed) FROM STDIN"
     ) as copy:
         for i in range(120):
-            copy.write_row(
-                (1, start + timedelta(minutes=i), float(i % 60), 100.0, 300.0, 1000.0, 50.0, 6, 60.0)
-            )
+            copy.write_row((1, start + timedelta(minutes=i), float(i % 60), 100.0, 300.0, 1000.0, 50.0, 6, 60.0))
 
     report = refresh_rollups(ts_conn, start, start + timedelta(hours=2))
 
@@ -143,9 +137,7 @@ def test_refresh_rollups_fills_the_continuous_aggregates(ts_conn: Connection) ->
         (start, 29.5, 360, 60000.0),
         (start + timedelta(hours=1), 29.5, 360, 60000.0),
     ]
-    daily = ts_conn.execute(
-        "SELECT bucket, samples FROM device_rollup_1d WHERE device_id = 1 ORDER BY 1"
-    ).fetchall()
+    daily = ts_conn.execute("SELECT bucket, samples FROM device_rollup_1d WHERE device_id = 1 ORDER BY 1").fetchall()
     assert daily == [(datetime(2026, 3, 13, tzinfo=UTC), 360), (datetime(2026, 3, 14, tzinfo=UTC), 360)]
 
 

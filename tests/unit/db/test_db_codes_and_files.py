@@ -110,9 +110,7 @@ def test_malformed_migration_files_are_refused_naming_the_file(
 
 
 def test_directives_are_read_from_the_top_of_the_file_only(tmp_path: Path) -> None:
-    (tmp_path / "0001_a.sql").write_text(
-        "-- kcloud: transaction=off\nSELECT 1;\n-- kcloud: mode=timescaledb\n"
-    )
+    (tmp_path / "0001_a.sql").write_text("-- kcloud: transaction=off\nSELECT 1;\n-- kcloud: mode=timescaledb\n")
     (migration,) = load_migrations(tmp_path)
     assert migration.transactional is False
     assert migration.mode is None

@@ -32,17 +32,13 @@ def test_valid_snapshots_pass_and_invalid_ones_are_dead_lettered_with_position()
 
 
 def test_snapshot_from_the_future_is_dead_lettered() -> None:
-    _, letters = decode_batch(
-        [_msg(_snapshot_at(NOW + timedelta(days=2)))], now=NOW, retention=timedelta(days=30)
-    )
+    _, letters = decode_batch([_msg(_snapshot_at(NOW + timedelta(days=2)))], now=NOW, retention=timedelta(days=30))
     assert [dl.reason for dl in letters] == ["timestamp_out_of_range"]
     assert "future" in letters[0].detail
 
 
 def test_snapshot_older_than_retention_is_dead_lettered() -> None:
-    _, letters = decode_batch(
-        [_msg(_snapshot_at(NOW - timedelta(days=31)))], now=NOW, retention=timedelta(days=30)
-    )
+    _, letters = decode_batch([_msg(_snapshot_at(NOW - timedelta(days=31)))], now=NOW, retention=timedelta(days=30))
     assert [dl.reason for dl in letters] == ["timestamp_out_of_range"]
     assert "retention" in letters[0].detail
 

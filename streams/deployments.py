@@ -1,0 +1,265 @@
+"""Deployments: the database half of the device lifecycle (`streams.lifecycle` is the pure half).
+
+Inside the ingest's transaction, after the samples are stored, `LifecycleRecorder.apply` reads the
+lifecycle state of the batch's devices, applies the new samples in event-time order, writes back only
+the devices whose state changed, and appends each transition to the hash-chained `deployment_events`
+ledger. State and ledger commit together with the samples, so a crash or a replay neither skips nor
+doubles a transition. `sweep` does the silence checks (offline, decommissioned) on a timer, and
+`decommission` records an operator's explicit decommissioning. The returned events are published on
+`kcloud.deployments.v1` after the commit.
+
+All lifecycle work takes one transaction-level advisory lock, so several workers (and their sweeps)
+never interleave on the same devices.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+import psycopg
+
+from kcloud.db.schema import HEALTH_CODES, HEALTH_NAMES
+from kcloud.ledger import append_events
+from kcloud.records import DeploymentEvent, NodeSnapshot
+from kcloud.settings import Settings
+from streams.lifecycle import DeviceState, Observation, Rules, Transition, commission, observe, sweep
+
+__all__ = ["LIFECYCLE_LOCK", "LifecycleRecorder", "rules_from"]
+
+#: pg_advisory_xact_lock key of all lifecycle work ("kcloudlc")
+LIFECYCLE_LOCK = 0x6B636C6F75646C63
+
+_STATE_SQL = """
+SELECT d.device_id, d.device_uuid, d.vendor_id, d.status, coalesce(d.status_since, d.first_seen),
+       d.last_seen, d.node_id, n.site_id, d.util_state, d.util_state_since, d.health
+FROM devices d JOIN nodes n ON n.node_id = d.node_id
+WHERE d.device_id = ANY(%s)
+"""
+_UPDATE_SQL = """
+UPDATE devices SET status = %s, status_since = %s, last_seen = GREATEST(last_seen, %s), node_id = %s,
+       util_state = %s, util_state_since = %s, health = %s
+WHERE device_id = %s
+"""
+
+
+def rules_from(settings: Settings) -> Rules:
+    return Rules(
+        busy_util_pct=settings.active_util_pct,
+        sustain=timedelta(seconds=settings.active_sustain_s),
+        offline_after=timedelta(seconds=settings.offline_after_intervals * settings.sample_interval_s),
+        decommission_after=timedelta(days=settings.decommission_after_days),
+    )
+
+
+@dataclass(frozen=True)
+class _Row:
+    device_id: int
+    device_uuid: str
+    vendor: str
+    state: DeviceState
+
+
+def _row(r: Sequence[Any]) -> _Row:
+    health = HEALTH_NAMES[r[10]] if r[10] is not None else None
+    return _Row(r[0], r[1], r[2], DeviceState(r[3], r[4], r[5], r[6], r[7], r[8], r[9], health))
+
+
+class LifecycleRecorder:
+    """Applies samples and sweeps to the lifecycle state in the database, appending ledger events."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.rules = rules_from(settings)
+
+    def apply(
+        self,
+        conn: psycopg.Connection[Any],
+        snapshots: Sequence[NodeSnapshot],
+        device_ids: Mapping[tuple[str, str | None], int],
+        new_devices: set[int],
+        node_last_seen: Mapping[str, datetime],
+    ) -> list[DeploymentEvent]:
+        """Lifecycle of the batch's devices; `node_last_seen` is each node's last_seen before this batch."""
+        conn.execute("SELECT pg_advisory_xact_lock(%s)", (LIFECYCLE_LOCK,))
+        ids = sorted({device_ids[(d.device_uuid, d.subdevice)] for s in snapshots for d in s.devices})
+        rows = {r[0]: _row(r) for r in conn.execute(_STATE_SQL, (ids,)).fetchall()}
+        states: dict[int, DeviceState] = {}
+        for device_id, row in rows.items():
+            st = row.state
+            seen = node_last_seen.get(st.node_id)
+            if seen is not None and seen > st.last_seen and device_id not in new_devices:
+                st = DeviceState(
+                    st.status,
+                    st.status_since,
+                    seen,
+                    st.node_id,
+                    st.site_id,
+                    st.util_state,
+                    st.util_state_since,
+                    st.health,
+                )
+            states[device_id] = st
+        original = dict(states)
+        fresh: set[int] = set()
+        transitions: list[tuple[int, Transition]] = []
+        for snap in sorted(snapshots, key=lambda s: s.collected_at):
+            for dev in snap.devices:
+                device_id = device_ids[(dev.device_uuid, dev.subdevice)]
+                obs = Observation(snap.collected_at, snap.node.node_id, snap.node.site_id, dev.util_pct, dev.health)
+                if device_id in new_devices and device_id not in fresh:
+                    fresh.add(device_id)
+                    st, events = commission(obs, self.rules)
+                else:
+                    st, events = observe(states[device_id], obs, self.rules)
+                states[device_id] = st
+                transitions.extend((device_id, t) for t in events)
+        changed = [i for i, st in states.items() if _persisted_fields_differ(st, original.get(i))]
+        self._store(conn, states, changed)
+        return self._append(conn, rows, transitions)
+
+    def sweep(self, conn: psycopg.Connection[Any], watermark: datetime | None = None) -> list[DeploymentEvent]:
+        """Offline and decommission checks at event time `watermark` (default: newest node last_seen)."""
+        conn.execute("SELECT pg_advisory_xact_lock(%s)", (LIFECYCLE_LOCK,))
+        if watermark is None:
+            row = conn.execute("SELECT max(last_seen) FROM nodes").fetchone()
+            if row is None or row[0] is None:
+                return []
+            watermark = row[0]
+        assert watermark is not None
+        ids = [
+            r[0]
+            for r in conn.execute(
+                "SELECT d.device_id FROM devices d JOIN nodes n ON n.node_id = d.node_id "
+                "WHERE (d.status <> 'offline' AND d.status <> 'decommissioned' AND n.last_seen < %s) "
+                "   OR (d.status = 'offline' AND d.status_since < %s) ORDER BY d.device_id",
+                (watermark - self.rules.offline_after, watermark - self.rules.decommission_after),
+            ).fetchall()
+        ]
+        if not ids:
+            return []
+        rows = {r[0]: _row(r) for r in conn.execute(_STATE_SQL, (ids,)).fetchall()}
+        node_seen = dict(
+            conn.execute(
+                "SELECT node_id, last_seen FROM nodes WHERE node_id = ANY(%s)",
+                (sorted({r.state.node_id for r in rows.values()}),),
+            ).fetchall()
+        )
+        states: dict[int, DeviceState] = {}
+        transitions: list[tuple[int, Transition]] = []
+        for device_id, row in rows.items():
+            st = row.state
+            seen = node_seen.get(st.node_id)
+            if seen is not None and seen > st.last_seen:
+                st = DeviceState(
+                    st.status,
+                    st.status_since,
+                    seen,
+                    st.node_id,
+                    st.site_id,
+                    st.util_state,
+                    st.util_state_since,
+                    st.health,
+                )
+            new, events = sweep(st, watermark, self.rules)
+            if events:
+                states[device_id] = new
+                transitions.extend((device_id, t) for t in events)
+        self._store(conn, states, sorted(states))
+        return self._append(conn, rows, transitions)
+
+    def decommission(
+        self, conn: psycopg.Connection[Any], device_uuid: str, at: datetime, reason: str
+    ) -> DeploymentEvent | None:
+        """Record an explicit decommissioning; None when the device already is decommissioned."""
+        conn.execute("SELECT pg_advisory_xact_lock(%s)", (LIFECYCLE_LOCK,))
+        found = conn.execute(
+            "SELECT device_id FROM devices WHERE device_uuid = %s ORDER BY device_id", (device_uuid,)
+        ).fetchall()
+        if not found:
+            raise LookupError(f"no device with uuid {device_uuid!r} has been seen")
+        rows = {r[0]: _row(r) for r in conn.execute(_STATE_SQL, ([f[0] for f in found],)).fetchall()}
+        states: dict[int, DeviceState] = {}
+        transitions: list[tuple[int, Transition]] = []
+        for device_id, row in rows.items():
+            st = row.state
+            if st.status == "decommissioned":
+                continue
+            transitions.append(
+                (
+                    device_id,
+                    Transition("decommissioned", at, st.node_id, st.site_id, {"reason": reason, "explicit": True}),
+                )
+            )
+            states[device_id] = DeviceState(
+                "decommissioned",
+                at,
+                st.last_seen,
+                st.node_id,
+                st.site_id,
+                st.util_state,
+                st.util_state_since,
+                st.health,
+            )
+        self._store(conn, states, sorted(states))
+        events = self._append(conn, rows, transitions)
+        return events[0] if events else None
+
+    @staticmethod
+    def _store(conn: psycopg.Connection[Any], states: Mapping[int, DeviceState], ids: Sequence[int]) -> None:
+        if not ids:
+            return
+        conn.cursor().executemany(
+            _UPDATE_SQL,
+            [
+                (
+                    st.status,
+                    st.status_since,
+                    st.last_seen,
+                    st.node_id,
+                    st.util_state,
+                    st.util_state_since,
+                    HEALTH_CODES[st.health] if st.health else None,
+                    i,
+                )
+                for i in ids
+                for st in (states[i],)
+            ],
+        )
+
+    @staticmethod
+    def _append(
+        conn: psycopg.Connection[Any], rows: Mapping[int, _Row], transitions: Sequence[tuple[int, Transition]]
+    ) -> list[DeploymentEvent]:
+        if not transitions:
+            return []
+        ordered = sorted(transitions, key=lambda it: (it[1].at, it[0]))
+        events = [
+            DeploymentEvent(
+                device_uuid=rows[i].device_uuid,
+                vendor=rows[i].vendor,
+                event=t.event,  # type: ignore[arg-type]
+                at=t.at,
+                node_id=t.node_id,
+                site_id=t.site_id,
+                details=t.details,
+            )
+            for i, t in ordered
+        ]
+        append_events(conn, events, {rows[i].device_uuid: i for i, _ in ordered})
+        return events
+
+
+def _persisted_fields_differ(new: DeviceState, old: DeviceState | None) -> bool:
+    """True when a stored column changes (last_seen alone is not worth a write: nodes.last_seen has it)."""
+    if old is None:
+        return True
+    return (new.status, new.status_since, new.node_id, new.util_state, new.util_state_since, new.health) != (
+        old.status,
+        old.status_since,
+        old.node_id,
+        old.util_state,
+        old.util_state_since,
+        old.health,
+    )
