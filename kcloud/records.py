@@ -294,3 +294,25 @@ class DeploymentEvent(BaseModel):
     node_id: Ident
     site_id: Ident
     details: dict[str, Any] = Field(default_factory=dict)
+
+
+AlertRule = Literal["node_silent", "temp_high", "health_failed", "ecc_rising"]
+
+
+class AlertMessage(BaseModel):
+    """An alert opening or resolving, on `kcloud.alerts.v1` (and a row of `alerts`)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
+
+    action: Literal["opened", "resolved"]
+    fingerprint: str
+    rule: AlertRule
+    severity: Literal["info", "warning", "critical"]
+    node_id: Ident
+    site_id: Ident
+    device_uuid: str | None = None
+    vendor: str | None = None
+    summary: str
+    started_at: AwareDatetime
+    resolved_at: AwareDatetime | None = None
+    details: dict[str, Any] = Field(default_factory=dict)

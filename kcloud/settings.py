@@ -80,6 +80,10 @@ class Settings(BaseSettings):
     offline_after_intervals: int = Field(6, ge=1, description="Missed intervals after which a device is offline.")
     decommission_after_days: float = Field(30.0, gt=0, description="Offline this long means decommissioned.")
     temp_alert_c: float = Field(90.0, description="Device temperature that opens an alert.")
+    ecc_alert_quiet_s: float = Field(
+        3600.0, gt=0, description="An uncorrected-ECC alert resolves after this long without a further rise."
+    )
+    rollup_refresh_s: float = Field(60.0, gt=0, description="How often a worker refreshes hourly/daily rollups.")
     ledger_key_file: Path | None = Field(
         None,
         description="Ed25519 private key (PEM) signing ledger checkpoints [default: <state_dir>/keys/].",

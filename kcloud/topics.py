@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-__all__ = ["ALL_TOPICS", "DEADLETTER", "DEPLOYMENTS", "TELEMETRY", "TopicSpec"]
+__all__ = ["ALERTS", "ALL_TOPICS", "DEADLETTER", "DEPLOYMENTS", "TELEMETRY", "TopicSpec"]
 
 
 @dataclass(frozen=True)
@@ -24,4 +24,6 @@ TELEMETRY = TopicSpec("kcloud.telemetry.v1", "node snapshots from collectors and
 DEADLETTER = TopicSpec("kcloud.deadletter.v1", "rejected input with its reason and original bytes", 30 * 86_400_000)
 DEPLOYMENTS = TopicSpec("kcloud.deployments.v1", "device lifecycle transitions", 365 * 86_400_000)
 
-ALL_TOPICS: tuple[TopicSpec, ...] = (TELEMETRY, DEADLETTER, DEPLOYMENTS)
+ALERTS = TopicSpec("kcloud.alerts.v1", "alerts opened and resolved", 90 * 86_400_000)
+
+ALL_TOPICS: tuple[TopicSpec, ...] = (TELEMETRY, DEADLETTER, DEPLOYMENTS, ALERTS)

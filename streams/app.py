@@ -13,10 +13,11 @@ from typing import Any
 
 import faust
 
-from kcloud.records import DeadLetter, DeploymentEvent, NodeSnapshot
+from kcloud.records import AlertMessage, DeadLetter, DeploymentEvent, NodeSnapshot
 from kcloud.settings import Settings
-from kcloud.topics import DEADLETTER, DEPLOYMENTS, TELEMETRY
+from kcloud.topics import ALERTS, DEADLETTER, DEPLOYMENTS, TELEMETRY
 from streams.ingest import IngestProcessor, RawMessage
+from streams.progress import PartitionProgress
 from streams.sink import SampleSink, WriteResult
 
 __all__ = ["create_app", "run_worker"]
@@ -62,12 +63,25 @@ def create_app(settings: Settings) -> faust.App:
         key_serializer="raw",
         value_serializer="raw",
     )
+    alerts_topic = app.topic(
+        settings.topic(ALERTS),
+        key_type=bytes,
+        value_type=bytes,
+        key_serializer="raw",
+        value_serializer="raw",
+    )
     sink = SampleSink(settings)
-    sink_lock = asyncio.Lock()  # one database connection: the agent and the sweep take turns
+    sink_lock = asyncio.Lock()  # one database connection: the agent, the sweep and the refresh take turns
+    progress = PartitionProgress(idle_after_s=2 * settings.sample_interval_s + 2 * settings.ingest_batch_seconds)
 
-    async def write(snapshots: list[NodeSnapshot]) -> WriteResult:
+    async def write(snapshots: list[NodeSnapshot], partitions: dict[str, int]) -> WriteResult:
         async with sink_lock:
-            return await asyncio.to_thread(sink.write, snapshots)
+            return await asyncio.to_thread(sink.write, snapshots, partitions)
+
+    async def publish_alerts(alerts: list[AlertMessage]) -> None:
+        futures = [await alerts_topic.send(key=a.node_id.encode(), value=a.model_dump_json().encode()) for a in alerts]
+        for fut in futures:
+            await fut
 
     async def publish_events(events: list[DeploymentEvent]) -> None:
         futures = [
@@ -83,7 +97,15 @@ def create_app(settings: Settings) -> faust.App:
         for fut in futures:
             await fut  # the broker has the dead letter before the batch is acked
 
-    processor = IngestProcessor(write, publish, publish_events, retention_days=settings.retention_days)
+    processor = IngestProcessor(
+        write, publish, publish_events, publish_alerts, retention_days=settings.retention_days, progress=progress
+    )
+
+    def assigned() -> list[int]:
+        try:
+            return sorted(tp.partition for tp in app.consumer.assignment() if tp.topic == telemetry.get_topic_name())
+        except Exception:  # no consumer yet: the worker is still starting
+            return []
 
     @app.agent(telemetry, name="ingest")
     async def ingest(stream: Any) -> None:
@@ -102,25 +124,34 @@ def create_app(settings: Settings) -> faust.App:
 
     @app.timer(interval=max(5.0, settings.sample_interval_s * 3))  # type: ignore[untyped-decorator]
     async def silence_sweep() -> None:
+        mine = assigned()
+        watermark = progress.watermark(mine)
+        if watermark is None:
+            return
         try:
             async with sink_lock:
-                events = await asyncio.to_thread(sink.sweep)
+                swept = await asyncio.to_thread(sink.sweep, watermark, mine)
         except Exception as exc:  # the database is away: the next sweep tries again
             log.warning("lifecycle sweep failed (%s: %s); retrying at the next tick", type(exc).__name__, exc)
             return
-        if events:
-            await publish_events(events)
-            processor.counters.deployment_events += len(events)
+        if swept.events:
+            await publish_events(swept.events)
+            processor.counters.deployment_events += len(swept.events)
+        if swept.alerts:
+            await publish_alerts(swept.alerts)
+            processor.counters.alerts += len(swept.alerts)
+
+    @app.timer(interval=settings.rollup_refresh_s)  # type: ignore[untyped-decorator]
+    async def rollup_refresh() -> None:
+        try:
+            async with sink_lock:
+                await asyncio.to_thread(sink.refresh_rollups)
+        except Exception as exc:  # the database is away: the next refresh covers this window too
+            log.warning("rollup refresh failed (%s: %s); retrying at the next tick", type(exc).__name__, exc)
 
     @app.page("/counters/")
     async def counters(web: Any, request: Any) -> Any:
-        try:
-            assigned = sorted(
-                tp.partition for tp in app.consumer.assignment() if tp.topic == telemetry.get_topic_name()
-            )
-        except Exception:  # no consumer yet: the worker is still starting
-            assigned = []
-        return web.json({**vars(processor.counters), "assigned_partitions": assigned})
+        return web.json({**vars(processor.counters), "assigned_partitions": assigned()})
 
     @app.timer(interval=30.0)  # type: ignore[untyped-decorator]
     async def report() -> None:

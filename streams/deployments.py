@@ -14,7 +14,7 @@ never interleave on the same devices.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -119,22 +119,20 @@ class LifecycleRecorder:
         self._store(conn, states, changed)
         return self._append(conn, rows, transitions)
 
-    def sweep(self, conn: psycopg.Connection[Any], watermark: datetime | None = None) -> list[DeploymentEvent]:
-        """Offline and decommission checks at event time `watermark` (default: newest node last_seen)."""
+    def sweep(
+        self, conn: psycopg.Connection[Any], watermark: datetime, partitions: Collection[int] | None = None
+    ) -> list[DeploymentEvent]:
+        """Offline and decommission checks at event time `watermark` for the nodes of `partitions` (or all)."""
         conn.execute("SELECT pg_advisory_xact_lock(%s)", (LIFECYCLE_LOCK,))
-        if watermark is None:
-            row = conn.execute("SELECT max(last_seen) FROM nodes").fetchone()
-            if row is None or row[0] is None:
-                return []
-            watermark = row[0]
-        assert watermark is not None
+        parts = None if partitions is None else sorted(partitions)
         ids = [
             r[0]
             for r in conn.execute(
                 "SELECT d.device_id FROM devices d JOIN nodes n ON n.node_id = d.node_id "
-                "WHERE (d.status <> 'offline' AND d.status <> 'decommissioned' AND n.last_seen < %s) "
-                "   OR (d.status = 'offline' AND d.status_since < %s) ORDER BY d.device_id",
-                (watermark - self.rules.offline_after, watermark - self.rules.decommission_after),
+                "WHERE (%s::int[] IS NULL OR n.kafka_partition = ANY(%s::int[])) AND ("
+                "   (d.status <> 'offline' AND d.status <> 'decommissioned' AND n.last_seen < %s) "
+                "   OR (d.status = 'offline' AND d.status_since < %s)) ORDER BY d.device_id",
+                (parts, parts, watermark - self.rules.offline_after, watermark - self.rules.decommission_after),
             ).fetchall()
         ]
         if not ids:

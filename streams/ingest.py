@@ -14,9 +14,10 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Protocol
 
-from kcloud.records import DeadLetter, DeploymentEvent, InvalidSnapshot, NodeSnapshot, parse_snapshot
+from kcloud.records import AlertMessage, DeadLetter, DeploymentEvent, InvalidSnapshot, NodeSnapshot, parse_snapshot
+from streams.progress import PartitionProgress
 
-__all__ = ["IngestCounters", "IngestProcessor", "RawMessage", "WriteOutcome", "decode_batch"]
+__all__ = ["IngestCounters", "IngestProcessor", "RawMessage", "WriteOutcome", "decode_batch", "decode_messages"]
 
 log = logging.getLogger("kcloud.streams.ingest")
 
@@ -45,6 +46,7 @@ class IngestCounters:
     deadlettered: int = 0
     late_samples: int = 0
     deployment_events: int = 0
+    alerts: int = 0
     db_retries: int = 0
     reasons: dict[str, int] = field(default_factory=dict)
 
@@ -53,7 +55,15 @@ def decode_batch(
     messages: Sequence[RawMessage], *, now: datetime, retention: timedelta
 ) -> tuple[list[NodeSnapshot], list[DeadLetter]]:
     """Split raw messages into valid snapshots and dead letters (each with reason and original bytes)."""
-    good: list[NodeSnapshot] = []
+    good, bad = decode_messages(messages, now=now, retention=retention)
+    return [snap for snap, _ in good], bad
+
+
+def decode_messages(
+    messages: Sequence[RawMessage], *, now: datetime, retention: timedelta
+) -> tuple[list[tuple[NodeSnapshot, int]], list[DeadLetter]]:
+    """As `decode_batch`, keeping the partition each valid snapshot came from."""
+    good: list[tuple[NodeSnapshot, int]] = []
     bad: list[DeadLetter] = []
     for msg in messages:
         try:
@@ -82,7 +92,7 @@ def decode_batch(
                 )
             )
             continue
-        good.append(snap)
+        good.append((snap, msg.partition))
     return good, bad
 
 
@@ -95,11 +105,14 @@ class WriteOutcome(Protocol):
     def late(self) -> int: ...
     @property
     def events(self) -> list[DeploymentEvent]: ...
+    @property
+    def alerts(self) -> list[AlertMessage]: ...
 
 
-WriteFn = Callable[[list[NodeSnapshot]], Awaitable[WriteOutcome]]
+WriteFn = Callable[[list[NodeSnapshot], dict[str, int]], Awaitable[WriteOutcome]]
 PublishFn = Callable[[list[DeadLetter]], Awaitable[None]]
 PublishEventsFn = Callable[[list[DeploymentEvent]], Awaitable[None]]
+PublishAlertsFn = Callable[[list[AlertMessage]], Awaitable[None]]
 
 
 class IngestProcessor:
@@ -110,19 +123,24 @@ class IngestProcessor:
         write: WriteFn,
         publish_deadletters: PublishFn,
         publish_events: PublishEventsFn,
+        publish_alerts: PublishAlertsFn,
         *,
         retention_days: int,
+        progress: PartitionProgress,
         max_backoff_s: float = 10.0,
     ) -> None:
         self._write = write
         self._publish = publish_deadletters
         self._publish_events = publish_events
+        self._publish_alerts = publish_alerts
+        self.progress = progress
         self._retention = timedelta(days=retention_days)
         self._max_backoff = max_backoff_s
         self.counters = IngestCounters()
 
     async def handle(self, messages: Sequence[RawMessage]) -> None:
-        good, bad = decode_batch(messages, now=datetime.now(UTC), retention=self._retention)
+        decoded, bad = decode_messages(messages, now=datetime.now(UTC), retention=self._retention)
+        good = [snap for snap, _ in decoded]
         self.counters.messages += len(messages)
         if bad:
             await self._publish(bad)
@@ -138,7 +156,10 @@ class IngestProcessor:
                     dl.detail[:300],
                 )
         if good:
-            outcome = await self._write_with_retry(good)
+            partitions = {snap.node.node_id: part for snap, part in decoded}
+            outcome = await self._write_with_retry(good, partitions)
+            for snap, part in decoded:
+                self.progress.update(part, snap.collected_at)
             self.counters.snapshots_valid += len(good)
             self.counters.samples_in += sum(len(s.devices) for s in good)
             self.counters.samples_stored += outcome.stored
@@ -146,12 +167,15 @@ class IngestProcessor:
             if outcome.events:
                 await self._publish_events(outcome.events)
                 self.counters.deployment_events += len(outcome.events)
+            if outcome.alerts:
+                await self._publish_alerts(outcome.alerts)
+                self.counters.alerts += len(outcome.alerts)
 
-    async def _write_with_retry(self, snapshots: list[NodeSnapshot]) -> WriteOutcome:
+    async def _write_with_retry(self, snapshots: list[NodeSnapshot], partitions: dict[str, int]) -> WriteOutcome:
         delay = 0.5
         while True:
             try:
-                return await self._write(snapshots)
+                return await self._write(snapshots, partitions)
             except Exception as exc:  # the database is away: wait, never drop
                 self.counters.db_retries += 1
                 log.warning(

@@ -9,7 +9,7 @@ Synchronous psycopg, called from the worker through `asyncio.to_thread`.
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -17,13 +17,15 @@ from typing import Any
 import psycopg
 
 from kcloud.db.partitions import ensure_partitions_for
+from kcloud.db.rollups import RollupReport, refresh_rollups
 from kcloud.db.schema import HEALTH_CODES
-from kcloud.records import Attribution, DeploymentEvent, DeviceSample, NodeSnapshot
+from kcloud.records import AlertMessage, Attribution, DeploymentEvent, DeviceSample, NodeSnapshot
 from kcloud.settings import Settings
+from streams.alerts import AlertRecorder
 from streams.deployments import LifecycleRecorder
 from streams.rollups import partition_late, update_minute_rollups
 
-__all__ = ["SAMPLE_COLUMNS", "SampleSink", "WriteResult", "device_key", "sample_row"]
+__all__ = ["SAMPLE_COLUMNS", "SampleSink", "SweepResult", "WriteResult", "device_key", "sample_row"]
 
 log = logging.getLogger("kcloud.streams.sink")
 
@@ -88,6 +90,15 @@ class WriteResult:
     stored: int
     late: int
     events: list[DeploymentEvent]
+    alerts: list[AlertMessage]
+
+
+@dataclass(frozen=True)
+class SweepResult:
+    """What one silence sweep recorded."""
+
+    events: list[DeploymentEvent]
+    alerts: list[AlertMessage]
 
 
 class SampleSink:
@@ -100,6 +111,10 @@ class SampleSink:
         self._workload_ids: dict[tuple[str, str], int] = {}
         self._allocations: dict[int, AllocationKey] = {}
         self._lifecycle = LifecycleRecorder(settings)
+        self._alerts = AlertRecorder(settings)
+        #: minute buckets written since the last hourly/daily refresh (None: unknown, e.g. after a start)
+        self._dirty: tuple[datetime, datetime] | None = None
+        self._refreshed_once = False
         self._lateness = timedelta(seconds=settings.allowed_lateness_s)
 
     def _connection(self) -> psycopg.Connection[Any]:
@@ -117,9 +132,10 @@ class SampleSink:
             self._conn.close()
             self._conn = None
 
-    def write(self, snapshots: Sequence[NodeSnapshot]) -> WriteResult:
-        """Store every sample of `snapshots` not stored yet, update their minute rollups and the device
-        lifecycle, all in one transaction. Returns what was new; its events are committed."""
+    def write(self, snapshots: Sequence[NodeSnapshot], node_partitions: dict[str, int] | None = None) -> WriteResult:
+        """Store every sample of `snapshots` not stored yet, update their minute rollups, the device
+        lifecycle and the alerts, all in one transaction. Returns what was new; its events are committed.
+        `node_partitions` records the telemetry partition each node arrives on (for the silence sweep)."""
         try:
             conn = self._connection()
             # partitions first, in their own transaction: creating one locks the parent table
@@ -127,7 +143,7 @@ class SampleSink:
             conn.commit()
             with conn.transaction():
                 node_last_seen = self._node_last_seen(conn, snapshots)
-                self._upsert_nodes(conn, snapshots)
+                self._upsert_nodes(conn, snapshots, node_partitions or {})
                 device_ids, new_devices = self._resolve_devices(conn, snapshots)
                 workload_ids = self._resolve_workloads(conn, snapshots)
                 self._record_allocations(conn, snapshots, device_ids)
@@ -141,17 +157,57 @@ class SampleSink:
                 keys, late = partition_late(inserted, watermarks, self._lateness)
                 update_minute_rollups(conn, keys, self.settings.sample_interval_s)
                 events = self._lifecycle.apply(conn, snapshots, device_ids, new_devices, node_last_seen)
-            return WriteResult(len(inserted), late, events)
+                alerts = self._alerts.apply(conn, snapshots, device_ids, set(inserted), node_last_seen)
+            if keys:
+                lo, hi = min(k[1] for k in keys), max(k[1] for k in keys)
+                self._dirty = (lo, hi) if self._dirty is None else (min(lo, self._dirty[0]), max(hi, self._dirty[1]))
+            return WriteResult(len(inserted), late, events, alerts)
         except psycopg.Error:
             self._forget()
             raise
 
-    def sweep(self) -> list[DeploymentEvent]:
-        """Offline/decommission checks at the newest event time; returns the committed events."""
+    def sweep(self, watermark: datetime | None = None, partitions: Collection[int] | None = None) -> SweepResult:
+        """Offline/decommission checks and silent-node alerts at event time `watermark` (default: the newest
+        node last_seen) for the nodes of `partitions` (default: all); returns what was committed."""
         try:
             conn = self._connection()
             with conn.transaction():
-                return self._lifecycle.sweep(conn)
+                if watermark is None:
+                    row = conn.execute("SELECT max(last_seen) FROM nodes").fetchone()
+                    if row is None or row[0] is None:
+                        return SweepResult([], [])
+                    watermark = row[0]
+                assert watermark is not None
+                events = self._lifecycle.sweep(conn, watermark, partitions)
+                alerts = self._alerts.sweep(conn, watermark, partitions)
+            return SweepResult(events, alerts)
+        except psycopg.Error:
+            self._forget()
+            raise
+
+    def refresh_rollups(self) -> RollupReport | None:
+        """Bring the hourly and daily rollups up to date for the minutes written since the last refresh
+        (after a start: from the newest hourly bucket on). None when there was nothing to do."""
+        try:
+            conn = self._connection()
+            window = self._dirty
+            if not self._refreshed_once:
+                with conn.transaction():
+                    row = conn.execute(
+                        "SELECT (SELECT max(bucket) FROM device_rollup_1h), (SELECT min(bucket) FROM device_rollup_1m),"
+                        " (SELECT max(bucket) FROM device_rollup_1m)"
+                    ).fetchone()
+                if row is not None and row[2] is not None:
+                    since = row[0] if row[0] is not None else row[1]
+                    window = (min(since, window[0]) if window else since, max(row[2], window[1]) if window else row[2])
+            if window is None:
+                self._refreshed_once = True
+                return None
+            self._dirty = None
+            with conn.transaction():
+                report = refresh_rollups(conn, window[0], window[1] + timedelta(minutes=1))
+            self._refreshed_once = True
+            return report
         except psycopg.Error:
             self._forget()
             raise
@@ -193,7 +249,9 @@ class SampleSink:
         if self._conn is not None and (self._conn.broken or self._conn.closed):
             self._conn = None
 
-    def _upsert_nodes(self, conn: psycopg.Connection[Any], snapshots: Sequence[NodeSnapshot]) -> None:
+    def _upsert_nodes(
+        self, conn: psycopg.Connection[Any], snapshots: Sequence[NodeSnapshot], partitions: dict[str, int]
+    ) -> None:
         latest: dict[str, NodeSnapshot] = {}
         first: dict[str, datetime] = {}
         for s in snapshots:
@@ -205,13 +263,17 @@ class SampleSink:
         sites = sorted({s.node.site_id for s in latest.values()})
         conn.execute("INSERT INTO sites (site_id) SELECT unnest(%s::text[]) ON CONFLICT DO NOTHING", (sites,))
         conn.cursor().executemany(
-            "INSERT INTO nodes (node_id, site_id, hostname, first_seen, last_seen) "
-            "VALUES (%s, %s, %s, %s, %s) "
+            "INSERT INTO nodes (node_id, site_id, hostname, first_seen, last_seen, kafka_partition) "
+            "VALUES (%s, %s, %s, %s, %s, %s) "
             "ON CONFLICT (node_id) DO UPDATE SET site_id = EXCLUDED.site_id, "
+            "kafka_partition = COALESCE(EXCLUDED.kafka_partition, nodes.kafka_partition), "
             "hostname = COALESCE(EXCLUDED.hostname, nodes.hostname), "
             "first_seen = LEAST(nodes.first_seen, EXCLUDED.first_seen), "
             "last_seen = GREATEST(nodes.last_seen, EXCLUDED.last_seen)",
-            [(n, s.node.site_id, s.node.hostname, first[n], s.collected_at) for n, s in sorted(latest.items())],
+            [
+                (n, s.node.site_id, s.node.hostname, first[n], s.collected_at, partitions.get(n))
+                for n, s in sorted(latest.items())
+            ],
         )
 
     def _resolve_devices(

@@ -17,7 +17,7 @@ from kcloud.settings import Settings, load_settings
 
 ROOT = Path(__file__).resolve().parent.parent
 #: KCLOUD_TEST_STACK=N (1..9) gives a second test stack its own ports and state, for parallel runs
-_STACK = int(os.environ.get("KCLOUD_TEST_STACK", "0") or 0)
+_STACK = int(os.environ.pop("KCLOUD_TEST_STACK", "0") or 0)  # popped: not a setting
 TEST_OVERRIDES = {
     "state_dir": ROOT / ".kcloud" / ("test" if _STACK == 0 else f"test{_STACK}"),
     "kafka_bootstrap": f"127.0.0.1:{19092 + 10 * _STACK}",

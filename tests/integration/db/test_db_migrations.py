@@ -14,8 +14,11 @@ import pytest
 from kcloud.db.connect import Connection, connect
 from kcloud.db.errors import MigrationChecksumError, MigrationError
 from kcloud.db.migrate import MigrationReport, migrate
-from kcloud.db.migration_files import load_migrations, package_migrations_dir
+from kcloud.db.migration_files import applicable, load_migrations, package_migrations_dir
 from kcloud.settings import Settings
+
+#: the files a plain-PostgreSQL database gets, in order
+PLAIN = applicable(load_migrations(), "postgresql")
 
 NOW = datetime(2026, 3, 14, 12, 0, tzinfo=UTC)
 SnapshotFn = Callable[[Connection], dict[str, list[tuple[Any, ...]]]]
@@ -66,7 +69,7 @@ def test_an_edited_applied_migration_is_refused_before_anything_changes(
 ) -> None:
     url = plain_settings.effective_database_url
     migrate(url, plain_settings, migrations_dir=migrations_copy, now=NOW)
-    (migrations_copy / "0003_more.sql").write_text("CREATE TABLE not_yet (id integer);\n")
+    (migrations_copy / "0099_more.sql").write_text("CREATE TABLE not_yet (id integer);\n")
     core = migrations_copy / "0001_core.sql"
     core.write_text(core.read_text() + "\n-- a harmless-looking edit\n")
     with connect(url, autocommit=True) as conn:
@@ -79,49 +82,49 @@ def test_an_edited_applied_migration_is_refused_before_anything_changes(
     assert "0001_core.sql (core)" in message
     assert "immutable" in message and "new migration" in message
     with connect(url, autocommit=True) as conn:
-        assert schema_snapshot(conn) == before  # 0003 was not applied either
+        assert schema_snapshot(conn) == before  # 0099 was not applied either
 
 
 def test_a_new_migration_file_is_applied_by_the_next_run_only(plain_settings: Settings, migrations_copy: Path) -> None:
     url = plain_settings.effective_database_url
     migrate(url, plain_settings, migrations_dir=migrations_copy, now=NOW)
-    (migrations_copy / "0003_site_region.sql").write_text("ALTER TABLE sites ADD COLUMN region text;\n")
+    (migrations_copy / "0099_site_region.sql").write_text("ALTER TABLE sites ADD COLUMN region text;\n")
 
     report = migrate(url, plain_settings, migrations_dir=migrations_copy, now=NOW)
     again = migrate(url, plain_settings, migrations_dir=migrations_copy, now=NOW)
 
-    assert [m.filename for m in report.applied] == ["0003_site_region.sql"]
+    assert [m.filename for m in report.applied] == ["0099_site_region.sql"]
     assert again.applied == []
 
 
 def test_a_failing_migration_is_rolled_back_and_not_recorded(plain_settings: Settings, migrations_copy: Path) -> None:
     url = plain_settings.effective_database_url
     migrate(url, plain_settings, migrations_dir=migrations_copy, now=NOW)
-    (migrations_copy / "0003_broken.sql").write_text(
+    (migrations_copy / "0099_broken.sql").write_text(
         "CREATE TABLE half_done (id integer);\nSELECT no_such_function();\n"
     )
 
     with pytest.raises(MigrationError) as err:
         migrate(url, plain_settings, migrations_dir=migrations_copy, now=NOW)
 
-    assert "0003_broken.sql (core) failed" in str(err.value)
+    assert "0099_broken.sql (core) failed" in str(err.value)
     assert "rolled back" in str(err.value)
     with connect(url) as conn:
         assert conn.execute("SELECT to_regclass('half_done')").fetchone() == (None,)
-        assert conn.execute("SELECT max(version) FROM schema_migrations").fetchone() == (2,)
+        assert conn.execute("SELECT max(version) FROM schema_migrations").fetchone() == (PLAIN[-1].version,)
 
 
 def test_a_migration_marked_transaction_off_runs_outside_a_transaction(
     plain_settings: Settings, migrations_copy: Path
 ) -> None:
     url = plain_settings.effective_database_url
-    (migrations_copy / "0003_alerts_rule_idx.sql").write_text(
+    (migrations_copy / "0099_alerts_rule_idx.sql").write_text(
         "-- kcloud: transaction=off\nCREATE INDEX CONCURRENTLY alerts_rule_idx ON alerts (rule);\n"
     )
 
     report = migrate(url, plain_settings, migrations_dir=migrations_copy, now=NOW)
 
-    assert [m.filename for m in report.applied][-1] == "0003_alerts_rule_idx.sql"
+    assert [m.filename for m in report.applied][-1] == "0099_alerts_rule_idx.sql"
     with connect(url) as conn:
         assert conn.execute("SELECT to_regclass('alerts_rule_idx') IS NOT NULL").fetchone() == (True,)
 
@@ -145,9 +148,9 @@ def test_concurrent_migrations_apply_each_file_once(plain_settings: Settings) ->
 
     assert errors == []
     applied = sorted(m.filename for r in reports for m in r.applied)
-    assert applied == ["0001_core.sql", "0002_timeseries_postgresql.sql"]
+    assert applied == [m.filename for m in PLAIN]
     with connect(url) as conn:
-        assert conn.execute("SELECT count(*) FROM schema_migrations").fetchone() == (2,)
+        assert conn.execute("SELECT count(*) FROM schema_migrations").fetchone() == (len(PLAIN),)
 
 
 def test_vendors_are_seeded_from_the_catalogue_with_their_domestic_flag(conn: Connection) -> None:

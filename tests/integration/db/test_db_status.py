@@ -8,8 +8,12 @@ from typer.testing import CliRunner
 
 from kcloud.db.cli import app
 from kcloud.db.connect import Connection
+from kcloud.db.migration_files import applicable, load_migrations
 from kcloud.db.status import db_status
 from kcloud.settings import Settings
+
+#: the files a plain-PostgreSQL database gets, in order
+PLAIN = applicable(load_migrations(), "postgresql")
 
 
 def test_status_reports_postgresql_mode_with_the_reason(migrated: Settings) -> None:
@@ -19,10 +23,7 @@ def test_status_reports_postgresql_mode_with_the_reason(migrated: Settings) -> N
     assert status.mode.mode == "postgresql"
     assert "disabled by settings (timescale=off)" in status.mode.reason
     assert status.migrated
-    assert [a.label for a in status.applied] == [
-        "0001_core.sql (core)",
-        "0002_timeseries_postgresql.sql (core)",
-    ]
+    assert [a.label for a in status.applied] == [m.label for m in PLAIN]
     assert status.pending == []
     assert status.partitions is not None and status.partitions.count == migrated.partitions_ahead_days + 1
     assert status.row_counts["vendors"] == 9
@@ -39,7 +40,7 @@ def test_status_on_this_server_says_why_timescaledb_is_or_is_not_used(test_setti
     assert not status.migrated
     pending = [m.label for m in status.pending]
     if status.mode.mode == "postgresql":
-        assert pending == ["0001_core.sql (core)", "0002_timeseries_postgresql.sql (core)"]
+        assert pending == [m.label for m in PLAIN]
     else:
         assert "0002_timeseries.sql (timescale)" in pending
 

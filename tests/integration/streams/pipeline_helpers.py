@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import psycopg
+from kafka import KafkaConsumer
 
 from collectors.producer import SnapshotProducer
 from collectors.simulator import SimulatedFleet
 from kcloud.records import NodeSnapshot
 from kcloud.settings import Settings
+from kcloud.topics import TopicSpec
 
 T0 = datetime.now(UTC).replace(second=0, microsecond=0) - timedelta(hours=2)
 OFFLINE_NODE = 1
@@ -64,6 +68,8 @@ _FINGERPRINTS = {
     " util_state, health), ',' ORDER BY device_uuid)) FROM devices",
     "nodes": "SELECT count(*), md5(string_agg(concat_ws('|', node_id, site_id, first_seen, last_seen), ','"
     " ORDER BY node_id)) FROM nodes",
+    "alerts": "SELECT count(*), md5(string_agg(concat_ws('|', fingerprint, rule, started_at, resolved_at), ','"
+    " ORDER BY fingerprint, started_at)) FROM alerts",
     "device_allocations": "SELECT count(*), md5(string_agg(concat_ws('|', d.device_uuid, a.since, a.tenant), ','"
     " ORDER BY d.device_uuid, a.since)) FROM device_allocations a JOIN devices d USING (device_id)",
 }
@@ -77,4 +83,24 @@ def fingerprint(url: str) -> dict[str, tuple[int, str]]:
             row = conn.execute(sql).fetchone()
             assert row is not None
             out[table] = (int(row[0]), str(row[1]))
+    return out
+
+
+def read_topic(settings: Settings, spec: TopicSpec, expect: int, timeout_s: float = 30.0) -> list[dict[str, Any]]:
+    """The first `expect` JSON messages of a project topic, in partition order (fails on a timeout)."""
+    consumer = KafkaConsumer(
+        settings.topic(spec),
+        bootstrap_servers=settings.kafka_bootstrap,
+        auto_offset_reset="earliest",
+        consumer_timeout_ms=int(timeout_s * 1000),
+    )
+    out: list[dict[str, Any]] = []
+    try:
+        for record in consumer:
+            out.append(json.loads(record.value))
+            if len(out) >= expect:
+                break
+    finally:
+        consumer.close()
+    assert len(out) >= expect, f"{spec.name}: {len(out)} of {expect} messages within {timeout_s}s"
     return out

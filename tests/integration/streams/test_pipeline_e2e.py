@@ -16,6 +16,7 @@ from pipeline_helpers import (
     T0,
     fingerprint,
     fleet_input,
+    read_topic,
     scalar,
     send,
     wait_until,
@@ -24,6 +25,7 @@ from pipeline_helpers import (
 from infra.kafka import KafkaService
 from kcloud.db.migrate import migrate
 from kcloud.settings import Settings
+from kcloud.topics import ALERTS
 from streams.launcher import WorkerProcess
 
 PORTS = iter(range(16100, 16200))
@@ -124,6 +126,18 @@ def test_seeded_fleet_gives_expected_samples_rollups_and_lifecycle(worker: Worke
     assert offline == [(last_before + timedelta(seconds=30),)]
     assert returned == (8, back, back)
     assert others == (0,)
+
+    # the same silence as an alert: opened at the threshold, resolved when the node came back, and on the topic
+    with psycopg.connect(url) as conn:
+        silent = conn.execute(
+            "SELECT node_id, started_at, resolved_at FROM alerts WHERE rule = 'node_silent'"
+        ).fetchall()
+    assert silent == [(node, last_before + timedelta(seconds=30), back)]
+    messages = read_topic(worker.settings, ALERTS, expect=2)
+    assert [(m["action"], m["fingerprint"]) for m in messages] == [
+        ("opened", f"node_silent:{node}"),
+        ("resolved", f"node_silent:{node}"),
+    ]
 
 
 def test_replaying_the_same_input_changes_no_table(worker: WorkerProcess) -> None:

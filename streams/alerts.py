@@ -1,0 +1,227 @@
+"""Alerts: the database half of `streams.alert_rules`, run inside the ingest's transaction and by the sweep.
+
+`AlertRecorder.apply` evaluates only the samples a batch newly stored (a replay re-evaluates nothing),
+in event order per device, and the gap since each node's previous snapshot; `sweep` opens `node_silent`
+for nodes of the worker's own partitions that fell silent. Rows go to `alerts` (one open row per
+fingerprint); the returned messages are published on `kcloud.alerts.v1` after the commit.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Mapping, Sequence
+from datetime import datetime, timedelta
+from typing import Any
+
+import psycopg
+from psycopg.types.json import Jsonb
+
+from kcloud.records import AlertMessage, DeviceSample, NodeSnapshot
+from kcloud.settings import Settings
+from streams.alert_rules import (
+    SEVERITY,
+    AlertRulesConfig,
+    Change,
+    DeviceAlertState,
+    DeviceReading,
+    evaluate_device,
+    node_gap,
+)
+
+__all__ = ["AlertRecorder", "alert_config"]
+
+_OPEN_SQL = """
+SELECT fingerprint, started_at FROM alerts
+WHERE resolved_at IS NULL AND (device_id = ANY(%s) OR (rule = 'node_silent' AND node_id = ANY(%s)))
+"""
+_INSERT_SQL = """
+INSERT INTO alerts (fingerprint, rule, severity, device_id, node_id, site_id, vendor_id, summary, details,
+                    started_at, resolved_at)
+VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)
+ON CONFLICT (fingerprint) WHERE resolved_at IS NULL DO NOTHING
+"""
+_RESOLVE_SQL = """
+UPDATE alerts SET resolved_at = %s, updated_at = now(), details = details || %s
+WHERE fingerprint = %s AND resolved_at IS NULL
+"""
+
+
+def alert_config(settings: Settings) -> AlertRulesConfig:
+    return AlertRulesConfig(
+        temp_limit_c=settings.temp_alert_c,
+        offline_after=timedelta(seconds=settings.offline_after_intervals * settings.sample_interval_s),
+        ecc_quiet=timedelta(seconds=settings.ecc_alert_quiet_s),
+    )
+
+
+def _device_name(dev: DeviceSample) -> str:
+    return f"{dev.vendor} {dev.model or dev.kind} {dev.device_uuid}" + (f"/{dev.subdevice}" if dev.subdevice else "")
+
+
+def _fingerprint(rule: str, subject: str) -> str:
+    return f"{rule}:{subject}"
+
+
+class AlertRecorder:
+    """Opens and resolves rows of `alerts`; returns the messages to publish."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.cfg = alert_config(settings)
+
+    def apply(
+        self,
+        conn: psycopg.Connection[Any],
+        snapshots: Sequence[NodeSnapshot],
+        device_ids: Mapping[tuple[str, str | None], int],
+        inserted: Collection[tuple[int, datetime]],
+        node_last_seen: Mapping[str, datetime],
+    ) -> list[AlertMessage]:
+        if not inserted:
+            return []
+        ordered = sorted(snapshots, key=lambda s: (s.collected_at, s.node.node_id))
+        nodes = sorted({s.node.node_id for s in ordered})
+        ids = sorted({i for i, _ in inserted})
+        open_rows = dict(conn.execute(_OPEN_SQL, (ids, nodes)).fetchall())
+        ecc = {
+            r[0]: (r[1], r[2])
+            for r in conn.execute(
+                "SELECT device_id, ecc_last, ecc_rise_at FROM devices WHERE device_id = ANY(%s)", (ids,)
+            ).fetchall()
+        }
+        out: list[AlertMessage] = []
+        states: dict[int, DeviceAlertState] = {}
+        node_prev = dict(node_last_seen)
+        for snap in ordered:
+            node, site, at = snap.node.node_id, snap.node.site_id, snap.collected_at
+            fresh = [d for d in snap.devices if (device_ids[(d.device_uuid, d.subdevice)], at) in inserted]
+            if not fresh:
+                continue
+            fp = _fingerprint("node_silent", node)
+            change = node_gap(node, node_prev.get(node), at, open_rows.pop(fp, None), self.cfg)
+            if change is not None:
+                out.extend(self._write(conn, change, fingerprint=fp, node=node, site=site, device=None, vendor=None))
+            node_prev[node] = max(at, node_prev.get(node, at))
+            for dev in fresh:
+                device_id = device_ids[(dev.device_uuid, dev.subdevice)]
+                subject = dev.device_uuid + (f"/{dev.subdevice}" if dev.subdevice else "")
+                st = states.get(device_id)
+                if st is None:
+                    opened = {
+                        rule: open_rows[_fingerprint(rule, subject)]
+                        for rule in ("temp_high", "health_failed", "ecc_rising")
+                        if _fingerprint(rule, subject) in open_rows
+                    }
+                    last, rise = ecc.get(device_id, (None, None))
+                    st = DeviceAlertState(opened, last, rise)
+                reading = DeviceReading(at, dev.temp_c, dev.health, dev.ecc_uncorrected)
+                st, changes = evaluate_device(st, reading, self.cfg, _device_name(dev))
+                states[device_id] = st
+                for c in changes:
+                    out.extend(
+                        self._write(
+                            conn,
+                            c,
+                            fingerprint=_fingerprint(c.rule, subject),
+                            node=node,
+                            site=site,
+                            device=(device_id, dev),
+                            vendor=dev.vendor,
+                        )
+                    )
+        ecc_rows = [
+            (st.ecc_last, st.ecc_rise_at, i)
+            for i, st in states.items()
+            if (st.ecc_last, st.ecc_rise_at) != ecc.get(i, (None, None))
+        ]
+        if ecc_rows:
+            conn.cursor().executemany(
+                "UPDATE devices SET ecc_last = %s, ecc_rise_at = %s WHERE device_id = %s", ecc_rows
+            )
+        return out
+
+    def sweep(
+        self, conn: psycopg.Connection[Any], watermark: datetime, partitions: Collection[int] | None
+    ) -> list[AlertMessage]:
+        """Open `node_silent` for nodes (of `partitions`, or all) silent at event time `watermark`."""
+        rows = conn.execute(
+            "SELECT n.node_id, n.site_id, n.last_seen FROM nodes n "
+            "WHERE n.last_seen < %s AND (%s::int[] IS NULL OR n.kafka_partition = ANY(%s::int[])) "
+            "AND NOT EXISTS (SELECT 1 FROM alerts a WHERE a.resolved_at IS NULL AND a.rule = 'node_silent' "
+            "                AND a.node_id = n.node_id) "
+            "ORDER BY n.node_id",
+            (
+                watermark - self.cfg.offline_after,
+                None if partitions is None else sorted(partitions),
+                None if partitions is None else sorted(partitions),
+            ),
+        ).fetchall()
+        out: list[AlertMessage] = []
+        for node, site, last_seen in rows:
+            went = last_seen + self.cfg.offline_after
+            change = Change(
+                "node_silent",
+                went,
+                None,
+                f"node {node} silent since {last_seen.isoformat()}",
+                {"last_seen": last_seen.isoformat()},
+                True,
+            )
+            out.extend(
+                self._write(
+                    conn,
+                    change,
+                    fingerprint=_fingerprint("node_silent", node),
+                    node=node,
+                    site=site,
+                    device=None,
+                    vendor=None,
+                )
+            )
+        return out
+
+    def _write(
+        self,
+        conn: psycopg.Connection[Any],
+        c: Change,
+        *,
+        fingerprint: str,
+        node: str,
+        site: str,
+        device: tuple[int, DeviceSample] | None,
+        vendor: str | None,
+    ) -> list[AlertMessage]:
+        severity = SEVERITY[c.rule]
+        base = {
+            "fingerprint": fingerprint,
+            "rule": c.rule,
+            "severity": severity,
+            "node_id": node,
+            "site_id": site,
+            "device_uuid": device[1].device_uuid if device else None,
+            "vendor": vendor,
+            "summary": c.summary,
+            "started_at": c.started_at,
+            "details": c.details,
+        }
+        if not c.opens:
+            conn.execute(_RESOLVE_SQL, (c.resolved_at, Jsonb(c.details), fingerprint))
+            return [AlertMessage(action="resolved", resolved_at=c.resolved_at, **base)]  # type: ignore[arg-type]
+        conn.execute(
+            _INSERT_SQL,
+            (
+                fingerprint,
+                c.rule,
+                severity,
+                device[0] if device else None,
+                node,
+                site,
+                vendor,
+                c.summary,
+                Jsonb(c.details),
+                c.started_at,
+                c.resolved_at,
+            ),
+        )
+        msgs = [AlertMessage(action="opened", **base)]  # type: ignore[arg-type]
+        if c.resolved_at is not None:
+            msgs.append(AlertMessage(action="resolved", resolved_at=c.resolved_at, **base))  # type: ignore[arg-type]
+        return msgs
