@@ -27,7 +27,7 @@ lint: setup
 	$(BIN)/ruff format --check .
 
 typecheck: setup
-	$(BIN)/mypy kcloud collectors streams infra
+	$(BIN)/mypy kcloud collectors streams infra dashboards reports bench
 
 setup: system-deps $(STAMP)  ## system packages, virtualenv and pinned dependencies
 

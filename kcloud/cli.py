@@ -41,6 +41,12 @@ app.add_typer(device_app, name="device")
 _SUBAPPS: list[tuple[str, str, str, str]] = [
     ("kcloud.db.cli", "app", "db", "Apply database migrations and show the storage mode in force."),
     ("kcloud.ledger.cli", "app", "ledger", "Verify the deployment ledger's hash chain; sign checkpoints."),
+    (
+        "dashboards.cli",
+        "app",
+        "dashboards",
+        "Build Grafana dashboards and provisioning files; publish them to a Grafana.",
+    ),
 ]
 
 
