@@ -42,6 +42,13 @@ _SUBAPPS: list[tuple[str, str, str, str]] = [
     ("kcloud.db.cli", "app", "db", "Apply database migrations and show the storage mode in force."),
     ("kcloud.ledger.cli", "app", "ledger", "Verify the deployment ledger's hash chain; sign checkpoints."),
     (
+        "kcloud.gateway.cli",
+        "gateway_app",
+        "gateway",
+        "Serve the authenticated HTTP endpoint where vendors push telemetry.",
+    ),
+    ("kcloud.gateway.cli", "vendor_app", "vendor", "Register vendors and manage their push tokens."),
+    (
         "dashboards.cli",
         "app",
         "dashboards",

@@ -1,0 +1,136 @@
+"""The vendor push gateway as a FastAPI app: the `/v1` API (authenticated, rate-limited, audited),
+`GET /healthz`, `GET /metrics` (Prometheus) and `GET /openapi.json`.
+
+`create_app(settings)` builds it; `kcloud gateway` serves it with uvicorn. The `/v1` routers are
+listed in `ROUTERS` (module, attribute), the one place a new endpoint is mounted: a router's routes
+declare `Depends(require_role(...))` from `kcloud.gateway.auth` and get authentication, rate
+limiting and the audit row for free.
+
+Example:
+    >>> app = create_app(load_settings())
+    >>> uvicorn.run(app, host="127.0.0.1", port=8470)  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+import threading
+from collections.abc import AsyncIterator, Iterable
+from contextlib import asynccontextmanager
+from typing import Any
+
+from fastapi import APIRouter, FastAPI, Request
+from fastapi.openapi.utils import get_openapi
+from fastapi.responses import JSONResponse, Response
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from starlette.concurrency import run_in_threadpool
+
+from kcloud.gateway.audit import AuditMiddleware
+from kcloud.gateway.context import GatewayContext, context_of
+from kcloud.gateway.models import GatewayError, Health
+from kcloud.records import NodeSnapshot
+from kcloud.settings import Settings
+
+__all__ = ["ROUTERS", "create_app"]
+
+log = logging.getLogger("kcloud.gateway")
+
+#: (module, attribute) of every router mounted under the app; add a line to mount a new one
+ROUTERS: list[tuple[str, str]] = [
+    ("kcloud.gateway.push", "router"),
+]
+
+_DESCRIPTION = """\
+The kcloud-observatory vendor push gateway: accelerator vendors push node snapshots
+(`kcloud.telemetry/1`, one JSON object or NDJSON) with a token from `kcloud vendor token create`.
+A push is answered 202 only once Kafka has acknowledged every accepted snapshot."""
+
+
+def _ensure_topics(settings: Settings) -> None:
+    from infra.kafka import KafkaService
+
+    try:
+        created = KafkaService(settings).ensure_topics()
+    except Exception as exc:
+        log.warning(
+            "gateway: could not check the Kafka topics at %s (%s); pushes get 503 until Kafka answers",
+            settings.kafka_bootstrap,
+            exc,
+        )
+        return
+    if created:
+        log.info("gateway: created Kafka topic(s) %s", ", ".join(created))
+
+
+def _openapi(app: FastAPI) -> dict[str, Any]:
+    if app.openapi_schema:
+        return app.openapi_schema
+    schema = get_openapi(title=app.title, version=app.version, description=app.description, routes=app.routes)
+    snapshot = NodeSnapshot.model_json_schema(ref_template="#/components/schemas/{model}", mode="validation")
+    components = schema.setdefault("components", {}).setdefault("schemas", {})
+    components.update(snapshot.pop("$defs", {}))
+    components["NodeSnapshot"] = snapshot
+    app.openapi_schema = schema
+    return schema
+
+
+def create_app(settings: Settings, extra_routers: Iterable[APIRouter] = ()) -> FastAPI:
+    """The gateway app for `settings`; `extra_routers` are mounted after those of `ROUTERS`."""
+    ctx = GatewayContext(settings)
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        ctx.open()
+        threading.Thread(target=_ensure_topics, args=(settings,), daemon=True, name="kcloud-topics").start()
+        try:
+            yield
+        finally:
+            await run_in_threadpool(ctx.close)
+
+    app = FastAPI(
+        title="kcloud vendor gateway",
+        version="1",
+        description=_DESCRIPTION,
+        lifespan=lifespan,
+        docs_url=None,
+        redoc_url=None,
+    )
+    app.state.gateway = ctx
+    app.add_middleware(AuditMiddleware, pool=lambda: ctx.pool, metrics=ctx.metrics)
+
+    @app.exception_handler(GatewayError)
+    async def refused(_: Request, exc: GatewayError) -> JSONResponse:
+        return JSONResponse(exc.body().model_dump(mode="json"), status_code=exc.status, headers=exc.headers)
+
+    @app.get(
+        "/healthz",
+        response_model=Health,
+        tags=["operations"],
+        responses={503: {"model": Health, "description": "The database or Kafka does not answer."}},
+    )
+    async def healthz(request: Request) -> JSONResponse:
+        """Whether the gateway can take pushes: 200 when its database answers and Kafka has not failed."""
+        c = context_of(request)
+        database = await run_in_threadpool(c.database_status)
+        kafka = c.kafka.status() if c.kafka is not None else "unavailable: not started"
+        ok = database == "ok" and kafka == "ok"
+        health = Health(status="ok" if ok else "unavailable", database=database, kafka=kafka)
+        return JSONResponse(health.model_dump(), status_code=200 if ok else 503)
+
+    @app.get(
+        "/metrics",
+        tags=["operations"],
+        response_class=Response,
+        responses={200: {"content": {"text/plain": {"schema": {"type": "string"}}}, "description": "Prometheus text."}},
+    )
+    async def metrics(request: Request) -> Response:
+        """The gateway's Prometheus metrics."""
+        return Response(generate_latest(context_of(request).metrics.registry), media_type=CONTENT_TYPE_LATEST)
+
+    for module, attr in ROUTERS:
+        app.include_router(getattr(importlib.import_module(module), attr))
+    for router in extra_routers:
+        app.include_router(router)
+    app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
+    return app

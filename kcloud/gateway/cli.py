@@ -1,0 +1,193 @@
+"""`kcloud gateway` (serve the vendor push API) and `kcloud vendor ...` (vendors and their tokens),
+mounted by kcloud/cli.py.
+
+    kcloud gateway [--host H] [--port P]                   serve until SIGTERM / Ctrl-C
+    kcloud vendor add NAME --domestic|--foreign            register a vendor
+    kcloud vendor list                                     the registered vendors
+    kcloud vendor token create NAME [--role R] [--label]   issue a token (printed once)
+    kcloud vendor token revoke ID                          revoke it (401 from then on)
+    kcloud vendor token list [--vendor NAME] [--live]      tokens, without their secrets
+
+Errors an operator can fix are one line on stderr and exit status 1.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, NoReturn
+
+import typer
+
+from kcloud.db.connect import Connection
+from kcloud.db.errors import DatabaseError
+from kcloud.gateway.tokens import ROLES
+from kcloud.settings import Settings
+
+__all__ = ["gateway_app", "vendor_app"]
+
+gateway_app = typer.Typer(
+    help="Serve the authenticated HTTP endpoint where vendors push telemetry (POST /v1/telemetry).",
+    invoke_without_command=True,
+)
+vendor_app = typer.Typer(help="Register vendors and manage their push tokens.", no_args_is_help=True)
+token_app = typer.Typer(help="Issue, revoke and list the push tokens of vendors.", no_args_is_help=True)
+vendor_app.add_typer(token_app, name="token")
+
+
+def _settings() -> Settings:
+    from kcloud.cli import settings
+
+    return settings()
+
+
+def _check_port(host: str, port: int) -> None:
+    """Fail with one line when the address cannot be listened on (taken, or not ours)."""
+    import socket
+
+    try:
+        family = socket.AF_INET6 if ":" in host else socket.AF_INET
+        with socket.socket(family, socket.SOCK_STREAM) as sock:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            sock.bind((host, port))
+    except OSError as exc:
+        _fail(
+            f"gateway: cannot listen on {host}:{port}: {exc.strerror or exc}; is another gateway running there? "
+            "choose another address with --host/--port (or KCLOUD_GATEWAY_HOST/KCLOUD_GATEWAY_PORT)"
+        )
+
+
+def _fail(message: str) -> NoReturn:
+    typer.echo(f"kcloud: {message}", err=True)
+    raise typer.Exit(1)
+
+
+@gateway_app.callback()
+def gateway(
+    ctx: typer.Context,
+    host: Annotated[
+        str | None, typer.Option(help="Address to listen on [default: KCLOUD_GATEWAY_HOST, 127.0.0.1].")
+    ] = None,
+    port: Annotated[
+        int | None, typer.Option(min=1, max=65535, help="Port to listen on [default: KCLOUD_GATEWAY_PORT, 8470].")
+    ] = None,
+    log_level: Annotated[str, typer.Option(help="Log level: debug, info, warning, error.")] = "info",
+) -> None:
+    """Serve the vendor push API until SIGTERM or Ctrl-C.
+
+    Limits come from the settings: KCLOUD_GATEWAY_MAX_BODY_BYTES, KCLOUD_GATEWAY_MAX_SNAPSHOTS,
+    KCLOUD_GATEWAY_RATE_PER_S and KCLOUD_GATEWAY_BURST (`kcloud config show` lists them).
+    """
+    if ctx.invoked_subcommand is not None:
+        return
+    import logging
+
+    import uvicorn
+
+    from kcloud.gateway.app import create_app
+
+    s = _settings()
+    s = s.model_copy(update={k: v for k, v in {"gateway_host": host, "gateway_port": port}.items() if v is not None})
+    _check_port(s.gateway_host, s.gateway_port)
+    logging.basicConfig(level=log_level.upper(), format="[%(asctime)s] %(levelname)s %(name)s: %(message)s")
+    if log_level.lower() != "debug":  # kafka-python narrates every connection at INFO
+        logging.getLogger("kafka").setLevel(max(logging.WARNING, logging.getLogger().level))
+    typer.echo(f"kcloud gateway: serving http://{s.gateway_host}:{s.gateway_port}/v1/telemetry", err=True)
+    uvicorn.run(create_app(s), host=s.gateway_host, port=s.gateway_port, log_level=log_level.lower(), access_log=True)
+
+
+def _connect(s: Settings) -> Connection:
+    from kcloud.db.connect import connect
+
+    return connect(s.effective_database_url)
+
+
+@vendor_app.command("add")
+def vendor_add(
+    name: Annotated[str, typer.Argument(help="The vendor's slug, as in the `vendor` field of device samples.")],
+    domestic: Annotated[
+        bool, typer.Option("--domestic/--foreign", help="A Korean vendor (--domestic) or not (--foreign).")
+    ],
+    display_name: Annotated[str | None, typer.Option(help="Name shown in reports [default: NAME].")] = None,
+) -> None:
+    """Register a vendor (or correct its display name and domestic flag)."""
+    from kcloud.gateway.registry import RegistryError, add_vendor
+
+    try:
+        with _connect(_settings()) as conn:
+            typer.echo(add_vendor(conn, name, domestic=domestic, display_name=display_name))
+    except (RegistryError, DatabaseError) as exc:
+        _fail(str(exc))
+
+
+@vendor_app.command("list")
+def vendor_list() -> None:
+    """List the registered vendors."""
+    from kcloud.gateway.registry import list_vendors
+
+    try:
+        with _connect(_settings()) as conn:
+            rows = list_vendors(conn)
+    except DatabaseError as exc:
+        _fail(str(exc))
+    for v in rows:
+        typer.echo(f"{v.vendor_id:16} {'domestic' if v.domestic else 'foreign':9} {v.display_name}")
+
+
+@token_app.command("create")
+def token_create(
+    name: Annotated[str, typer.Argument(help="The vendor the token pushes for.")],
+    role: Annotated[str, typer.Option(help=f"What the token may do: {' or '.join(ROLES)}.")] = "vendor",
+    label: Annotated[str | None, typer.Option(help="A note for operators, e.g. who holds the token.")] = None,
+) -> None:
+    """Issue a token; it is printed once and only its salted hash is stored."""
+    from kcloud.gateway.registry import RegistryError, create_token
+
+    try:
+        with _connect(_settings()) as conn:
+            issued = create_token(conn, name, role=role, label=label)
+    except (RegistryError, DatabaseError) as exc:
+        _fail(str(exc))
+    typer.echo(issued.text)
+    typer.echo(
+        f"token id {issued.token_id} ({role} of {name}): copy the token above now, it is not stored and "
+        f"cannot be shown again; revoke it with `kcloud vendor token revoke {issued.token_id}`",
+        err=True,
+    )
+
+
+@token_app.command("revoke")
+def token_revoke(token_id: Annotated[str, typer.Argument(help="The token's id (or the whole token).")]) -> None:
+    """Revoke a token: every request with it is refused with 401 from now on."""
+    from kcloud.gateway.registry import RegistryError, revoke_token
+
+    try:
+        with _connect(_settings()) as conn:
+            row = revoke_token(conn, token_id)
+    except (RegistryError, DatabaseError) as exc:
+        _fail(str(exc))
+    assert row.revoked_at is not None
+    typer.echo(f"token {row.token_id} of {row.vendor_id} revoked (at {row.revoked_at.isoformat()})")
+
+
+@token_app.command("list")
+def token_list(
+    vendor: Annotated[str | None, typer.Option(help="Only the tokens of this vendor.")] = None,
+    live: Annotated[bool, typer.Option("--live", help="Leave out revoked tokens.")] = False,
+) -> None:
+    """List tokens (id, vendor, role, label, created, revoked); secrets are never stored."""
+    from kcloud.gateway.registry import list_tokens
+
+    try:
+        with _connect(_settings()) as conn:
+            rows = list_tokens(conn, vendor, include_revoked=not live)
+    except DatabaseError as exc:
+        _fail(str(exc))
+    if not rows:
+        typer.echo("no tokens" + (f" for {vendor}" if vendor else ""))
+        return
+    typer.echo(f"{'ID':12}  {'VENDOR':12}  {'ROLE':15}  {'CREATED':20}  {'REVOKED':20}  LABEL")
+    for t in rows:
+        revoked = t.revoked_at.strftime("%Y-%m-%d %H:%M:%SZ") if t.revoked_at else "-"
+        typer.echo(
+            f"{t.token_id:12}  {t.vendor_id:12}  {t.role:15}  {t.created_at.strftime('%Y-%m-%d %H:%M:%SZ'):20}  "
+            f"{revoked:20}  {t.label or ''}"
+        )

@@ -1,0 +1,106 @@
+"""What one running gateway shares between requests: its settings, the database pool, the Kafka
+producer, the rate limiter and the metrics. Built when the app starts (`GatewayContext.open`), closed
+when it stops; handlers reach it through `context_of(request)`.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+
+import psycopg
+import psycopg.errors
+from psycopg_pool import PoolTimeout
+from starlette.requests import Request
+
+from kcloud.db.connect import Pool, create_pool, redact_url
+from kcloud.gateway.limits import RateLimiter
+from kcloud.gateway.metrics import GatewayMetrics
+from kcloud.gateway.models import GatewayError
+from kcloud.gateway.produce import KafkaGate
+from kcloud.gateway.registry import StoredToken, find_token
+from kcloud.settings import Settings
+
+__all__ = ["DB_RETRY_AFTER_S", "GatewayContext", "context_of"]
+
+log = logging.getLogger("kcloud.gateway")
+
+#: Retry-After of a 503 caused by the database
+DB_RETRY_AFTER_S = 5
+
+
+@dataclass
+class GatewayContext:
+    """The shared parts of one gateway app."""
+
+    settings: Settings
+    metrics: GatewayMetrics = field(default_factory=GatewayMetrics)
+    pool: Pool | None = None
+    kafka: KafkaGate | None = None
+    limiter: RateLimiter | None = None
+
+    def open(self) -> None:
+        """Open the database pool (in the background: the gateway starts even while PostgreSQL is away)
+        and prepare the Kafka producer (built on the first push)."""
+        s = self.settings
+        self.pool = create_pool(
+            s.effective_database_url,
+            min_size=1,
+            max_size=8,
+            timeout=5.0,
+            open_now=False,
+            application_name="kcloud-gateway",
+        )
+        self.pool.open(wait=False)
+        self.kafka = KafkaGate(s)
+        self.limiter = RateLimiter(s.gateway_rate_per_s, s.gateway_burst)
+
+    def close(self) -> None:
+        """Flush Kafka and close the pool."""
+        if self.kafka is not None:
+            self.kafka.close()
+        if self.pool is not None:
+            self.pool.close()
+
+    def _unavailable(self, exc: Exception) -> GatewayError:
+        lines = str(exc).strip().splitlines()
+        why = f"{type(exc).__name__}: {lines[0]}" if lines else type(exc).__name__
+        url = redact_url(self.settings.effective_database_url)
+        if isinstance(exc, psycopg.errors.UndefinedTable):
+            log.error("gateway: the database %s is not migrated (%s); run `kcloud db migrate`", url, why)
+        else:
+            log.error("gateway: the database %s does not answer (%s)", url, why)
+        return GatewayError(
+            503,
+            "database_unavailable",
+            "the gateway cannot check the token now: its database is unavailable; try again later",
+            headers={"Retry-After": str(DB_RETRY_AFTER_S)},
+        )
+
+    def find_token(self, token_id: str) -> StoredToken | None:
+        """The stored token (blocking); a 503 `GatewayError` when the database does not answer."""
+        if self.pool is None:
+            raise self._unavailable(RuntimeError("not started"))
+        try:
+            with self.pool.connection() as conn:
+                return find_token(conn, token_id)
+        except (psycopg.Error, PoolTimeout) as exc:
+            raise self._unavailable(exc) from exc
+
+    def database_status(self) -> str:
+        """`ok`, or why the database does not answer."""
+        if self.pool is None:
+            return "unavailable: not started"
+        try:
+            with self.pool.connection(timeout=2.0) as conn:
+                conn.execute("SELECT 1")
+        except (psycopg.Error, PoolTimeout) as exc:
+            return f"unavailable: {type(exc).__name__}"
+        return "ok"
+
+
+def context_of(request: Request) -> GatewayContext:
+    """The context of the app serving `request`."""
+    ctx = request.app.state.gateway
+    assert isinstance(ctx, GatewayContext)
+    return ctx

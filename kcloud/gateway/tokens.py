@@ -1,0 +1,105 @@
+"""Vendor push tokens: their text form, how a secret is hashed, and how a presented token is checked.
+
+A token reads `kc_<token_id>_<secret>`: the id (12 hex digits) finds the row of `vendor_tokens`, the
+secret (43 URL-safe characters, 256 random bits) proves possession. Only a random salt and
+SHA-256(salt || secret) are stored, never the secret. A slow password hash buys nothing for a 256-bit
+random secret and would cost every push a few milliseconds; the comparison is constant-time
+(`hmac.compare_digest`). Pure functions only: the database side is `kcloud.gateway.registry`.
+
+Example:
+    >>> issued = issue_token()
+    >>> parsed = parse_token(issued.text)
+    >>> parsed.token_id == issued.token_id and secret_matches(parsed.secret, issued.salt, issued.hash)
+    True
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import re
+import secrets
+from dataclasses import dataclass
+from typing import Final
+
+__all__ = [
+    "ROLES",
+    "TOKEN_PREFIX",
+    "IssuedToken",
+    "MalformedToken",
+    "PresentedToken",
+    "hash_secret",
+    "issue_token",
+    "parse_token",
+    "secret_matches",
+]
+
+TOKEN_PREFIX: Final = "kc_"
+#: what a token may do: `vendor` pushes its vendor's telemetry; `program-manager` reads evidence reports
+ROLES: Final = ("vendor", "program-manager")
+
+_ID_RE: Final = re.compile(r"^[0-9a-f]{12}$")
+_SECRET_RE: Final = re.compile(r"^[A-Za-z0-9_-]{32,128}$")
+_DUMMY_SALT: Final = b"\x00" * 16
+
+
+class MalformedToken(ValueError):  # noqa: N818 -- reads as what it is: a malformed token
+    """The presented text is not of the form `kc_<token_id>_<secret>`."""
+
+
+@dataclass(frozen=True)
+class PresentedToken:
+    """A token as a client presented it: the id to look up and the secret to check."""
+
+    token_id: str
+    secret: str
+
+
+@dataclass(frozen=True)
+class IssuedToken:
+    """A new token: `text` is shown once to the person who asked for it; `salt` and `hash` are stored."""
+
+    token_id: str
+    text: str
+    salt: bytes
+    hash: bytes
+
+
+def hash_secret(secret: str, salt: bytes) -> bytes:
+    """SHA-256 of salt and secret: the value stored in `vendor_tokens.hash`."""
+    return hashlib.sha256(salt + secret.encode("utf-8")).digest()
+
+
+def issue_token() -> IssuedToken:
+    """A fresh token id and secret, with the salt and hash to store."""
+    token_id = secrets.token_hex(6)
+    secret = secrets.token_urlsafe(32)
+    salt = secrets.token_bytes(16)
+    return IssuedToken(token_id, f"{TOKEN_PREFIX}{token_id}_{secret}", salt, hash_secret(secret, salt))
+
+
+def parse_token(text: str) -> PresentedToken:
+    """Split `kc_<token_id>_<secret>`; raises `MalformedToken` saying what is wrong with it.
+
+    >>> parse_token("kc_0123456789ab_" + "s" * 43).token_id
+    '0123456789ab'
+    """
+    text = text.strip()
+    if not text.startswith(TOKEN_PREFIX):
+        raise MalformedToken(f"a token starts with {TOKEN_PREFIX!r}")
+    token_id, sep, secret = text[len(TOKEN_PREFIX) :].partition("_")
+    if not sep or not _ID_RE.match(token_id):
+        raise MalformedToken("a token reads kc_<12 hex digits>_<secret>")
+    if not _SECRET_RE.match(secret):
+        raise MalformedToken(f"the secret of token {token_id} is not of the form `kcloud vendor token create` prints")
+    return PresentedToken(token_id, secret)
+
+
+def secret_matches(secret: str, salt: bytes | None, stored_hash: bytes | None) -> bool:
+    """Constant-time check of a presented secret; with no stored row (`None`), a dummy hash is still
+    computed so that unknown ids take as long to refuse as wrong secrets."""
+    computed = hash_secret(secret, salt if salt is not None else _DUMMY_SALT)
+    if stored_hash is None:
+        hmac.compare_digest(computed, computed)
+        return False
+    return hmac.compare_digest(computed, stored_hash)
