@@ -42,6 +42,12 @@ _SUBAPPS: list[tuple[str, str, str, str]] = [
     ("kcloud.db.cli", "app", "db", "Apply database migrations and show the storage mode in force."),
     ("kcloud.ledger.cli", "app", "ledger", "Verify the deployment ledger's hash chain; sign checkpoints."),
     (
+        "reports.cli",
+        "app",
+        "report",
+        "Build and verify the K-Cloud evidence and allocation reports for program managers.",
+    ),
+    (
         "kcloud.gateway.cli",
         "gateway_app",
         "gateway",

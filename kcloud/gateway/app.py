@@ -27,6 +27,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.concurrency import run_in_threadpool
 
 from kcloud.gateway.audit import AuditMiddleware
+from kcloud.gateway.auth import AUTH_RESPONSES, require_role
 from kcloud.gateway.context import GatewayContext, context_of
 from kcloud.gateway.models import GatewayError, Health
 from kcloud.records import NodeSnapshot
@@ -130,6 +131,15 @@ def create_app(settings: Settings, extra_routers: Iterable[APIRouter] = ()) -> F
 
     for module, attr in ROUTERS:
         app.include_router(getattr(importlib.import_module(module), attr))
+    from reports.http import report_router
+
+    app.include_router(
+        report_router(settings, require_role("program-manager")),
+        responses={
+            **AUTH_RESPONSES,
+            400: {"description": "Bad report parameters (unknown vendor, inverted dates, no data), with the reason."},
+        },
+    )
     for router in extra_routers:
         app.include_router(router)
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
