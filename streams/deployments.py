@@ -15,7 +15,7 @@ never interleave on the same devices.
 from __future__ import annotations
 
 from collections.abc import Collection, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -117,7 +117,44 @@ class LifecycleRecorder:
                 transitions.extend((device_id, t) for t in events)
         changed = [i for i, st in states.items() if _persisted_fields_differ(st, original.get(i))]
         self._store(conn, states, changed)
+        node_newest: dict[str, datetime] = {}
+        for snap in snapshots:
+            node = snap.node.node_id
+            node_newest[node] = max(snap.collected_at, node_newest.get(node, snap.collected_at))
+        more_rows, missing = self._absent_devices(conn, node_newest, ids)
+        rows.update(more_rows)
+        transitions.extend(missing)
         return self._append(conn, rows, transitions)
+
+    def _absent_devices(
+        self, conn: psycopg.Connection[Any], node_newest: Mapping[str, datetime], present: Sequence[int]
+    ) -> tuple[dict[int, _Row], list[tuple[int, Transition]]]:
+        """Devices of the batch's nodes that the node reports no longer, while the node itself keeps
+        reporting: offline at their own last sample plus the threshold (a card pulled from a live node)."""
+        absent = [
+            r[0]
+            for r in conn.execute(
+                "SELECT d.device_id FROM devices d WHERE d.node_id = ANY(%s) "
+                "AND d.status NOT IN ('offline', 'decommissioned') EXCEPT SELECT unnest(%s::int[])",
+                (sorted(node_newest), list(present)),
+            ).fetchall()
+        ]
+        if not absent:
+            return {}, []
+        rows = {r[0]: _row(r) for r in conn.execute(_STATE_SQL, (sorted(absent),)).fetchall()}
+        states: dict[int, DeviceState] = {}
+        transitions: list[tuple[int, Transition]] = []
+        for device_id, row in sorted(rows.items()):
+            last = conn.execute("SELECT max(time) FROM device_samples WHERE device_id = %s", (device_id,)).fetchone()
+            if last is None or last[0] is None:
+                continue
+            st = replace(row.state, last_seen=last[0])
+            new, events = sweep(st, node_newest[st.node_id], self.rules)
+            if events:
+                states[device_id] = new
+                transitions.extend((device_id, t) for t in events)
+        self._store(conn, states, sorted(states))
+        return rows, transitions
 
     def sweep(
         self, conn: psycopg.Connection[Any], watermark: datetime, partitions: Collection[int] | None = None
