@@ -15,7 +15,7 @@ import faust
 
 from kcloud.records import AlertMessage, DeadLetter, DeploymentEvent, NodeSnapshot
 from kcloud.settings import Settings
-from kcloud.topics import ALERTS, DEADLETTER, DEPLOYMENTS, TELEMETRY
+from kcloud.topics import ALERTS, DEADLETTER, DEPLOYMENTS, TELEMETRY, TopicSpec
 from streams.ingest import IngestProcessor, RawMessage
 from streams.progress import PartitionProgress
 from streams.sink import SampleSink, WriteResult
@@ -42,34 +42,17 @@ def create_app(settings: Settings) -> faust.App:
         stream_wait_empty=False,
         consumer_max_fetch_size=4 * 1024 * 1024,
     )
-    telemetry = app.topic(
-        settings.topic(TELEMETRY),
-        key_type=bytes,
-        value_type=bytes,
-        key_serializer="raw",
-        value_serializer="raw",
-    )
-    deadletter = app.topic(
-        settings.topic(DEADLETTER),
-        key_type=bytes,
-        value_type=bytes,
-        key_serializer="raw",
-        value_serializer="raw",
-    )
-    deployments = app.topic(
-        settings.topic(DEPLOYMENTS),
-        key_type=bytes,
-        value_type=bytes,
-        key_serializer="raw",
-        value_serializer="raw",
-    )
-    alerts_topic = app.topic(
-        settings.topic(ALERTS),
-        key_type=bytes,
-        value_type=bytes,
-        key_serializer="raw",
-        value_serializer="raw",
-    )
+
+    def raw_topic(spec: TopicSpec) -> Any:
+        """A project topic of raw bytes: decoding and validation are the ingest's job."""
+        return app.topic(
+            settings.topic(spec), key_type=bytes, value_type=bytes, key_serializer="raw", value_serializer="raw"
+        )
+
+    telemetry = raw_topic(TELEMETRY)
+    deadletter = raw_topic(DEADLETTER)
+    deployments = raw_topic(DEPLOYMENTS)
+    alerts_topic = raw_topic(ALERTS)
     sink = SampleSink(settings)
     sink_lock = asyncio.Lock()  # one database connection: the agent, the sweep and the refresh take turns
     progress = PartitionProgress(idle_after_s=2 * settings.sample_interval_s + 2 * settings.ingest_batch_seconds)

@@ -90,16 +90,7 @@ class LifecycleRecorder:
             st = row.state
             seen = node_last_seen.get(st.node_id)
             if seen is not None and seen > st.last_seen and device_id not in new_devices:
-                st = DeviceState(
-                    st.status,
-                    st.status_since,
-                    seen,
-                    st.node_id,
-                    st.site_id,
-                    st.util_state,
-                    st.util_state_since,
-                    st.health,
-                )
+                st = replace(st, last_seen=seen)
             states[device_id] = st
         original = dict(states)
         fresh: set[int] = set()
@@ -187,16 +178,7 @@ class LifecycleRecorder:
             st = row.state
             seen = node_seen.get(st.node_id)
             if seen is not None and seen > st.last_seen:
-                st = DeviceState(
-                    st.status,
-                    st.status_since,
-                    seen,
-                    st.node_id,
-                    st.site_id,
-                    st.util_state,
-                    st.util_state_since,
-                    st.health,
-                )
+                st = replace(st, last_seen=seen)
             new, events = sweep(st, watermark, self.rules)
             if events:
                 states[device_id] = new
@@ -227,16 +209,7 @@ class LifecycleRecorder:
                     Transition("decommissioned", at, st.node_id, st.site_id, {"reason": reason, "explicit": True}),
                 )
             )
-            states[device_id] = DeviceState(
-                "decommissioned",
-                at,
-                st.last_seen,
-                st.node_id,
-                st.site_id,
-                st.util_state,
-                st.util_state_since,
-                st.health,
-            )
+            states[device_id] = replace(st, status="decommissioned", status_since=at)
         self._store(conn, states, sorted(states))
         events = self._append(conn, rows, transitions)
         return events[0] if events else None

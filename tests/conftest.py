@@ -7,6 +7,7 @@ import os
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import TypeVar
 
 import psycopg
 import pytest
@@ -15,6 +16,7 @@ from infra.kafka import KafkaService
 from infra.postgres import PostgresService
 from kcloud.settings import Settings, load_settings
 
+ServiceT = TypeVar("ServiceT", KafkaService, PostgresService)
 ROOT = Path(__file__).resolve().parent.parent
 #: KCLOUD_TEST_STACK=N (1..9) gives a second test stack its own ports and state, for parallel runs
 _STACK = int(os.environ.pop("KCLOUD_TEST_STACK", "0") or 0)  # popped: not a setting
@@ -39,10 +41,8 @@ def base_settings() -> Settings:
     return load_settings(overrides=TEST_OVERRIDES)
 
 
-@pytest.fixture(scope="session")
-def postgres_up(base_settings: Settings) -> Iterator[PostgresService]:
-    """The test PostgreSQL cluster: started for the session unless running, stopped after if we started it."""
-    svc = PostgresService(base_settings)
+def _session_service(svc: ServiceT) -> Iterator[ServiceT]:
+    """Start `svc` for the test session unless it runs already; stop it after only if we started it."""
     was_running = svc.status().healthy
     try:
         svc.up()
@@ -52,21 +52,18 @@ def postgres_up(base_settings: Settings) -> Iterator[PostgresService]:
     yield svc
     if not was_running and not os.environ.get("KEEP_TEST_STACK"):
         svc.down()
+
+
+@pytest.fixture(scope="session")
+def postgres_up(base_settings: Settings) -> Iterator[PostgresService]:
+    """The test PostgreSQL cluster (KEEP_TEST_STACK=1 leaves it running after the session)."""
+    yield from _session_service(PostgresService(base_settings))
 
 
 @pytest.fixture(scope="session")
 def kafka_up(base_settings: Settings) -> Iterator[KafkaService]:
-    """The test Kafka broker: started for the session unless running, stopped after if we started it."""
-    svc = KafkaService(base_settings)
-    was_running = svc.status().healthy
-    try:
-        svc.up()
-    except Exception:
-        svc.down()
-        raise
-    yield svc
-    if not was_running and not os.environ.get("KEEP_TEST_STACK"):
-        svc.down()
+    """The test Kafka broker (KEEP_TEST_STACK=1 leaves it running after the session)."""
+    yield from _session_service(KafkaService(base_settings))
 
 
 def _with_db(url: str, name: str) -> str:
