@@ -131,9 +131,7 @@ def build_sample(values: Mapping[str, Any], stats: ParseStats, where: str) -> De
                 stats.note("invalid_identity", f"{where}: {exc.errors(include_url=False)[0]['msg']}")
                 return None
             for name, msg in bad.items():
-                reason = (
-                    "memory_inconsistent" if name.startswith("mem_") and "exceeds" in msg else "out_of_range"
-                )
+                reason = "memory_inconsistent" if name.startswith("mem_") and "exceeds" in msg else "out_of_range"
                 stats.note(reason, f"{where}: {name}={data.pop(name, None)!r} dropped: {msg}")
     return None  # pragma: no cover -- every round drops at least one field
 
@@ -257,9 +255,7 @@ def build_collector(name: str, config: Mapping[str, Any]) -> BaseCollector[Any]:
     _load_builtin_collectors()
     cls = COLLECTORS.get(name)
     if cls is None:
-        raise ConfigError(
-            f"unknown collector source {name!r}; known sources: {', '.join(sorted(COLLECTORS))}"
-        )
+        raise ConfigError(f"unknown collector source {name!r}; known sources: {', '.join(sorted(COLLECTORS))}")
     try:
         cfg = cls.config_model.model_validate(dict(config))
     except ValidationError as exc:

@@ -115,9 +115,7 @@ def parse_csv(raw: bytes | str) -> tuple[list[DeviceSample], ParseStats]:
             continue
         where = f"row {lineno}"
         if len(row) != len(QUERY_FIELDS):
-            stats.note(
-                "csv_column_mismatch", f"{where}: {len(row)} columns, expected {len(QUERY_FIELDS)}: {row[:4]}"
-            )
+            stats.note("csv_column_mismatch", f"{where}: {len(row)} columns, expected {len(QUERY_FIELDS)}: {row[:4]}")
             continue
         values: dict[str, Any] = {"vendor": "nvidia", "kind": "gpu"}
         for column, cell in zip(QUERY_FIELDS, row, strict=True):
@@ -143,12 +141,8 @@ class NvidiaSmiConfig(CollectorConfig):
     """Settings of the nvidia-smi source."""
 
     binary: str = Field("nvidia-smi", description="nvidia-smi executable (a name on PATH or a path).")
-    timeout_s: float = Field(
-        10.0, gt=0, le=120, description="Longest wait for one nvidia-smi run, in seconds."
-    )
-    file: Path | None = Field(
-        None, description="Read captured CSV from this file instead of running nvidia-smi."
-    )
+    timeout_s: float = Field(10.0, gt=0, le=120, description="Longest wait for one nvidia-smi run, in seconds.")
+    file: Path | None = Field(None, description="Read captured CSV from this file instead of running nvidia-smi.")
 
 
 @register_collector("nvidia-smi")
@@ -171,9 +165,7 @@ class NvidiaSmiCollector(BaseCollector[NvidiaSmiConfig]):
             except OSError as exc:
                 raise CollectorError(f"nvidia-smi: cannot read {cfg.file}: {exc.strerror or exc}") from exc
         if shutil.which(cfg.binary) is None:
-            raise CollectorUnavailable(
-                f"no NVIDIA driver on this host: {cfg.binary!r} is not an executable on PATH"
-            )
+            raise CollectorUnavailable(f"no NVIDIA driver on this host: {cfg.binary!r} is not an executable on PATH")
         argv = query_command(cfg.binary)
         try:
             done = subprocess.run(argv, capture_output=True, text=True, timeout=cfg.timeout_s, check=False)
@@ -183,9 +175,7 @@ class NvidiaSmiCollector(BaseCollector[NvidiaSmiConfig]):
                 "(check `dmesg` for Xid errors)"
             ) from exc
         except OSError as exc:
-            raise CollectorUnavailable(
-                f"no NVIDIA driver on this host: cannot run {cfg.binary}: {exc}"
-            ) from exc
+            raise CollectorUnavailable(f"no NVIDIA driver on this host: cannot run {cfg.binary}: {exc}") from exc
         if done.returncode != 0:
             first = (done.stdout.strip() or done.stderr.strip() or "no output").splitlines()[0]
             raise CollectorError(f"nvidia-smi exited with status {done.returncode}: {first}")

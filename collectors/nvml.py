@@ -116,16 +116,12 @@ def _measurements(readings: Mapping[str, Any], stats: ParseStats, where: str) ->
     return values
 
 
-def _mig_samples(
-    parent: Mapping[str, Any], migs: list[Any], stats: ParseStats, where: str
-) -> list[DeviceSample]:
+def _mig_samples(parent: Mapping[str, Any], migs: list[Any], stats: ParseStats, where: str) -> list[DeviceSample]:
     samples = []
     for mig in migs:
         readings = mig.get("readings") if isinstance(mig, Mapping) else None
         if not isinstance(readings, Mapping):
-            stats.note(
-                "nvml_error", f"{where}: MIG slot {mig.get('slot') if isinstance(mig, Mapping) else '?'}"
-            )
+            stats.note("nvml_error", f"{where}: MIG slot {mig.get('slot') if isinstance(mig, Mapping) else '?'}")
             continue
         gi, ci = _value(readings, "gpu_instance_id"), _value(readings, "compute_instance_id")
         if not isinstance(gi, int):
@@ -158,9 +154,7 @@ def parse_readings(raw: Mapping[str, Any]) -> tuple[list[DeviceSample], ParseSta
         lost = _LOST in _errors(entry)
         uuid = _value(readings, "uuid") or entry.get("uuid_cached")
         if not isinstance(uuid, str) or not uuid:
-            stats.note(
-                "no_device_identity", f"{where}: no UUID (errors: {', '.join(_errors(entry)) or 'none'})"
-            )
+            stats.note("no_device_identity", f"{where}: no UUID (errors: {', '.join(_errors(entry)) or 'none'})")
             continue
         parent: dict[str, Any] = {
             "device_uuid": uuid,

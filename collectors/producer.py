@@ -27,7 +27,7 @@ from typing import Any
 from kafka import KafkaProducer
 from kafka.codec import has_lz4, has_zstd
 
-from collectors.delivery import Delivery
+from collectors.delivery import MAX_BACKLOG_BYTES, Delivery
 from collectors.metrics import AgentMetrics
 from collectors.spool import MemorySpool, SpoolLike
 from kcloud.records import NodeSnapshot
@@ -94,8 +94,9 @@ class SnapshotProducer:
     `spool` keeps what cannot be delivered yet (default: a 64 MiB `MemorySpool`, lost at exit; the agent
     passes a disk `Spool`). `delivery_timeout_s` is how long kafka-python retries a send before it is
     spooled; `connect_timeout_s` bounds one connection attempt; `compression` is `auto`, `lz4`, `zstd`
-    or `gzip` (ValueError when its package is missing). `overrides` are kafka-python producer settings
-    applied last.
+    or `gzip` (ValueError when its package is missing); past `max_backlog_bytes` of records waiting for
+    the delivery thread, new ones are spooled (Kafka slower than the source). `overrides` are kafka-python
+    producer settings applied last.
     """
 
     def __init__(
@@ -107,6 +108,7 @@ class SnapshotProducer:
         delivery_timeout_s: float = 30.0,
         connect_timeout_s: float = 5.0,
         compression: str = "auto",
+        max_backlog_bytes: int = MAX_BACKLOG_BYTES,
         **overrides: Any,
     ) -> None:
         self.topic = settings.topic(TELEMETRY)
@@ -124,6 +126,7 @@ class SnapshotProducer:
             spool=self.spool,
             metrics=metrics,
             delivery_timeout_s=delivery_timeout_s,
+            max_backlog_bytes=max_backlog_bytes,
         )
 
     def send(self, snapshot: NodeSnapshot) -> None:

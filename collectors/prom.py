@@ -180,9 +180,7 @@ class _Mapper:
         rules = self.emap.identity
         raw_uuid = _first_label(sample.labels, rules.uuid)
         if raw_uuid is None:
-            self.stats.note(
-                "no_device_identity", f"{sample.name}{dict(sample.labels)} has no {rules.uuid} label"
-            )
+            self.stats.note("no_device_identity", f"{sample.name}{dict(sample.labels)} has no {rules.uuid} label")
             return
         try:
             uuid = canonical_device_uuid(raw_uuid)
@@ -237,9 +235,7 @@ class _Mapper:
 
     def finish(self) -> list[DeviceSample]:
         out: list[DeviceSample] = []
-        ordered = sorted(
-            self.devices.values(), key=lambda d: (d.order, d.subdevice is not None, d.subdevice or "")
-        )
+        ordered = sorted(self.devices.values(), key=lambda d: (d.order, d.subdevice is not None, d.subdevice or ""))
         for dev in ordered:
             values: dict[str, Any] = {
                 "device_uuid": dev.uuid,
@@ -293,12 +289,8 @@ class PromConfig(CollectorConfig):
     """Settings of one Prometheus-exporter source."""
 
     exporter: str = Field(description="Whose metric map applies: " + ", ".join(sorted(EXPORTERS)) + ".")
-    url: str | None = Field(
-        None, description="Metrics endpoint to scrape, e.g. http://127.0.0.1:9400/metrics."
-    )
-    file: Path | None = Field(
-        None, description="Read exposition text from this file instead (replay, tests)."
-    )
+    url: str | None = Field(None, description="Metrics endpoint to scrape, e.g. http://127.0.0.1:9400/metrics.")
+    file: Path | None = Field(None, description="Read exposition text from this file instead (replay, tests).")
     timeout_s: float = Field(5.0, gt=0, le=120, description="Longest wait for one scrape, in seconds.")
     max_bytes: int = Field(32 * 2**20, ge=1, description="Largest page accepted, in bytes.")
 
@@ -347,9 +339,7 @@ class PromCollector(BaseCollector[PromConfig]):
             except OSError as exc:
                 raise CollectorError(f"{self.source}: cannot read {cfg.file}: {exc.strerror or exc}") from exc
         assert cfg.url is not None  # the config model guarantees one origin
-        request = urllib.request.Request(
-            cfg.url, headers={"Accept": _ACCEPT, "User-Agent": "kcloud-collector"}
-        )
+        request = urllib.request.Request(cfg.url, headers={"Accept": _ACCEPT, "User-Agent": "kcloud-collector"})
         try:
             with urllib.request.urlopen(request, timeout=cfg.timeout_s) as response:
                 body: bytes = response.read(cfg.max_bytes + 1)

@@ -54,6 +54,7 @@ _SUBAPPS: list[tuple[str, str, str, str]] = [
         "Serve the authenticated HTTP endpoint where vendors push telemetry.",
     ),
     ("kcloud.gateway.cli", "vendor_app", "vendor", "Register vendors and manage their push tokens."),
+    ("collectors.cli", "app", "collect", "Run a node agent: a telemetry source to Kafka, or NDJSON with --print."),
     (
         "dashboards.cli",
         "app",
@@ -156,17 +157,28 @@ def streams_worker(
 @app.command("demo")
 def demo(
     nodes: Annotated[int, typer.Option(min=1, help="Simulated nodes (8 accelerators each).")] = 50,
-    ticks: Annotated[int, typer.Option(min=1, help="Rounds of snapshots, 10 s of event time apart.")] = 6,
+    interval: Annotated[float, typer.Option(min=0.5, help="Seconds between a node's snapshots.")] = 5.0,
+    duration: Annotated[
+        float | None, typer.Option(min=1, help="Stop after this many seconds [default: run until Ctrl-C].")
+    ] = None,
+    gateway: Annotated[bool, typer.Option(help="Also run the vendor push gateway.")] = True,
 ) -> None:
-    """Run a simulated fleet through Kafka, a stream worker and PostgreSQL, and report what arrived."""
+    """Run the whole service on a simulated fleet: infra, migrations, collector, stream worker and gateway,
+    supervised in this terminal with a live summary; Ctrl-C (or --duration) stops everything cleanly.
+
+    Example: kcloud demo --nodes 200 --duration 60
+    """
     from kcloud.demo import run_demo
 
-    r = run_demo(settings(), nodes=nodes, ticks=ticks)
-    typer.echo(f"sent {r.snapshots_sent} snapshots ({r.samples_sent} device samples) and 1 malformed message")
+    r = run_demo(settings(), nodes=nodes, interval_s=interval, duration_s=duration, with_gateway=gateway)
     typer.echo(
-        f"stored {r.samples_stored} samples in device_samples; {r.deadlettered} message(s) dead-lettered "
-        f"with their reason; {r.seconds:.1f}s end to end"
+        f"collector delivered {r.snapshots_delivered} snapshots; {r.snapshots_stored} stored "
+        f"({r.samples_stored} device samples) in {r.seconds:.0f}s"
     )
+    typer.echo(f"{r.deadlettered} malformed message(s) dead-lettered with their reason; {r.open_alerts} open alert(s)")
+    typer.echo(f"ledger: {r.ledger_rows} deployment event(s), {'intact' if r.ledger_ok else 'BROKEN'}")
+    if r.snapshots_stored < r.snapshots_delivered or not r.ledger_ok:
+        raise typer.Exit(1)
 
 
 @device_app.command("decommission")

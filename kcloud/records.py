@@ -175,7 +175,10 @@ class NodeSnapshot(BaseModel):
     @field_validator("collected_at")
     @classmethod
     def _to_utc(cls, value: datetime) -> datetime:
-        return value.astimezone(UTC)
+        try:
+            return value.astimezone(UTC)
+        except OverflowError as exc:  # e.g. 9999-12-31T23:59:59-14:00: no such instant in UTC
+            raise ValueError(f"{value.isoformat()} is outside the range of dates once converted to UTC") from exc
 
     @field_validator("devices")
     @classmethod
@@ -227,14 +230,40 @@ def parse_snapshot(raw: bytes | str) -> NodeSnapshot:
         doc: Any = json.loads(text)
     except json.JSONDecodeError as exc:
         raise InvalidSnapshot("invalid_json", str(exc)) from exc
+    except RecursionError as exc:
+        raise InvalidSnapshot("invalid_json", "arrays or objects nested too deeply to parse") from exc
     if not isinstance(doc, dict):
         raise InvalidSnapshot("invalid_json", f"expected a JSON object, got {type(doc).__name__}")
     if doc.get("schema") != SCHEMA_TAG:
         raise InvalidSnapshot("unknown_schema", f"schema is {doc.get('schema')!r}, expected {SCHEMA_TAG!r}")
+    if "\\u0000" in text:  # cheap test first: JSON can carry NUL only as this escape
+        where = _nul_location(doc)
+        if where is not None:
+            raise InvalidSnapshot(
+                "invalid_field", f"{where}: contains a NUL character (\\u0000), which text storage cannot hold"
+            )
     try:
         return NodeSnapshot.model_validate_json(raw)
     except ValidationError as exc:
         raise InvalidSnapshot("invalid_field", _describe_errors(exc)) from exc
+
+
+def _nul_location(doc: Any) -> str | None:
+    """Dotted path of a key or string value holding a NUL character, or None."""
+    stack: list[tuple[str, Any]] = [("", doc)]
+    while stack:
+        path, node = stack.pop()
+        if isinstance(node, str) and "\x00" in node:
+            return path or "snapshot"
+        if isinstance(node, dict):
+            for key, value in node.items():
+                here = f"{path}.{key}" if path else str(key)
+                if "\x00" in key:
+                    return here
+                stack.append((here, value))
+        elif isinstance(node, list):
+            stack.extend((f"{path}.{i}", value) for i, value in enumerate(node))
+    return None
 
 
 class DeadLetter(BaseModel):

@@ -27,10 +27,13 @@ log = logging.getLogger("kcloud.streams")
 
 def create_app(settings: Settings) -> faust.App:
     """Build the faust app for `settings` (broker, topics, agents)."""
+    datadir = settings.state_dir.resolve() / "streams"
+    datadir.mkdir(parents=True, exist_ok=True)
     app = faust.App(
         settings.app_id,
         broker=[f"kafka://{hp}" for hp in settings.kafka_bootstrap.split(",")],
         store="memory://",
+        datadir=str(datadir / "{conf.name}"),
         autodiscover=False,
         topic_partitions=settings.kafka_partitions,
         consumer_auto_offset_reset="earliest",

@@ -54,9 +54,7 @@ _DESCRIPTIVE = {
 
 def _emitted_fields() -> dict[str, set[str]]:
     """Every canonical field each source can emit, by source."""
-    fields = {
-        f"prom:{name}": {spec.field for spec in emap.metric_map.values()} for name, emap in EXPORTERS.items()
-    }
+    fields = {f"prom:{name}": {spec.field for spec in emap.metric_map.values()} for name, emap in EXPORTERS.items()}
     fields["nvidia-smi"] = {target for target, _ in COLUMN_MAP.values()}
     fields["nvml"] = {target for target, _ in READING_MAP.values()} | {"health"}
     return fields
@@ -70,9 +68,7 @@ def _mapped_names_in(text: str, metric_map: Mapping[str, object]) -> set[str]:
 
 
 @pytest.mark.parametrize(("source", "fields"), sorted(_emitted_fields().items()))
-def test_every_field_a_source_emits_is_a_device_sample_field_and_catalogued(
-    source: str, fields: set[str]
-) -> None:
+def test_every_field_a_source_emits_is_a_device_sample_field_and_catalogued(source: str, fields: set[str]) -> None:
     wire = fields - AUX_FIELDS
     assert wire - set(DeviceSample.model_fields) == set(), source
     assert wire - _DESCRIPTIVE - set(load_catalog().metric_names) == set(), source

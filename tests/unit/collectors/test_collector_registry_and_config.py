@@ -34,9 +34,7 @@ def test_registry_maps_each_source_name_to_its_collector_class() -> None:
     assert expected == COLLECTORS
 
 
-@pytest.mark.parametrize(
-    ("name", "source"), [("prom", "prom:dcgm"), ("nvidia-smi", "nvidia-smi"), ("nvml", "nvml")]
-)
+@pytest.mark.parametrize(("name", "source"), [("prom", "prom:dcgm"), ("nvidia-smi", "nvidia-smi"), ("nvml", "nvml")])
 def test_built_collector_has_its_wire_source_and_satisfies_the_protocol(name: str, source: str) -> None:
     collector = build_collector(name, GOOD[name])
     assert isinstance(collector, Collector)
@@ -50,16 +48,12 @@ def test_unknown_config_key_is_rejected_naming_the_key(name: str) -> None:
 
 
 def test_unknown_source_name_is_rejected_listing_the_known_ones() -> None:
-    with pytest.raises(
-        ConfigError, match=r"unknown collector source 'dcgm'; known sources: nvidia-smi, nvml, prom"
-    ):
+    with pytest.raises(ConfigError, match=r"unknown collector source 'dcgm'; known sources: nvidia-smi, nvml, prom"):
         build_collector("dcgm", {})
 
 
 def test_unknown_exporter_is_rejected_listing_the_known_ones() -> None:
-    with pytest.raises(
-        ConfigError, match=r"exporter: .*unknown exporter 'nvidia'; known exporters: amd, ascend, dcgm"
-    ):
+    with pytest.raises(ConfigError, match=r"exporter: .*unknown exporter 'nvidia'; known exporters: amd, ascend, dcgm"):
         build_collector("prom", {"exporter": "nvidia", "url": "http://x/metrics"})
 
 

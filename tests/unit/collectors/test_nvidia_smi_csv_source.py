@@ -116,9 +116,7 @@ def test_fetch_runs_the_binary_and_parse_reads_its_output(tmp_path: Path) -> Non
 
 def test_fetch_without_the_binary_reports_no_driver() -> None:
     collector = build_collector("nvidia-smi", {"binary": "/nonexistent/nvidia-smi"})
-    with pytest.raises(
-        CollectorUnavailable, match=r"^no NVIDIA driver on this host: '/nonexistent/nvidia-smi'"
-    ):
+    with pytest.raises(CollectorUnavailable, match=r"^no NVIDIA driver on this host: '/nonexistent/nvidia-smi'"):
         collector.fetch()
 
 

@@ -28,9 +28,7 @@ def _capture(fixture_text: Callable[[str], str]) -> dict[str, Any]:
     return loaded
 
 
-def test_capture_gives_whole_gpus_mig_slices_and_the_lost_gpu(
-    fixture_text: Callable[[str], str], flat: Flat
-) -> None:
+def test_capture_gives_whole_gpus_mig_slices_and_the_lost_gpu(fixture_text: Callable[[str], str], flat: Flat) -> None:
     samples, stats = parse_readings(_capture(fixture_text))
     gpu1 = {
         **H100,

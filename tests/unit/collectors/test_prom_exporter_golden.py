@@ -35,9 +35,7 @@ def _assert_golden(got: list[dict[str, Any]], expected: list[dict[str, Any]]) ->
     assert got == [pytest.approx(e) for e in expected]
 
 
-def test_dcgm_issue58_excerpt_gives_two_titan_v_with_sm_clock(
-    fixture_text: Callable[[str], str], flat: Flat
-) -> None:
+def test_dcgm_issue58_excerpt_gives_two_titan_v_with_sm_clock(fixture_text: Callable[[str], str], flat: Flat) -> None:
     got = _golden(fixture_text("prometheus/titan-v-dcgm-exporter-issue58.prom"), "dcgm", flat)
     common = {"vendor": "nvidia", "kind": "gpu", "model": "NVIDIA TITAN V", "clock_mhz": 135.0}
     _assert_golden(
@@ -139,9 +137,7 @@ def test_furiosa_readme_excerpt_gives_one_rngd_with_averaged_cores(
     )
 
 
-def test_furiosa_real_world_example_reads_power_in_microwatts(
-    fixture_text: Callable[[str], str], flat: Flat
-) -> None:
+def test_furiosa_real_world_example_reads_power_in_microwatts(fixture_text: Callable[[str], str], flat: Flat) -> None:
     got = _golden(fixture_text("prometheus/rngd-furiosa-exporter-readme.prom"), "furiosa", flat)
     _assert_golden(
         got,
@@ -307,9 +303,7 @@ def test_ascend_page_gives_two_chips_with_hbm_in_mib_and_health_one_as_ok(
 def test_amd_page_gives_two_mi300x_with_fallbacks_for_the_second(
     fixture_text: Callable[[str], str], flat: Flat
 ) -> None:
-    got = _golden(
-        fixture_text("prometheus/mi300x-amd-device-metrics-exporter-v1.2-synthetic.prom"), "amd", flat
-    )
+    got = _golden(fixture_text("prometheus/mi300x-amd-device-metrics-exporter-v1.2-synthetic.prom"), "amd", flat)
     gpu = {
         "vendor": "amd",
         "kind": "gpu",
@@ -348,9 +342,7 @@ def test_amd_page_gives_two_mi300x_with_fallbacks_for_the_second(
     )
 
 
-def test_gaudi_page_gives_two_gaudi2_with_milliwatts_as_watts(
-    fixture_text: Callable[[str], str], flat: Flat
-) -> None:
+def test_gaudi_page_gives_two_gaudi2_with_milliwatts_as_watts(fixture_text: Callable[[str], str], flat: Flat) -> None:
     got = _golden(fixture_text("prometheus/gaudi2-habana-metric-exporter-1.18-synthetic.prom"), "gaudi", flat)
     card = {
         "vendor": "intel",
@@ -389,9 +381,7 @@ def test_gaudi_page_gives_two_gaudi2_with_milliwatts_as_watts(
 def test_nvidia_gpu_exporter_readme_excerpt_takes_identity_from_gpu_info(
     fixture_text: Callable[[str], str], flat: Flat
 ) -> None:
-    got = _golden(
-        fixture_text("prometheus/rtx2080super-nvidia-gpu-exporter-readme.prom"), "nvidia_smi_exporter", flat
-    )
+    got = _golden(fixture_text("prometheus/rtx2080super-nvidia-gpu-exporter-readme.prom"), "nvidia_smi_exporter", flat)
     _assert_golden(
         got,
         [
@@ -414,12 +404,8 @@ def test_nvidia_gpu_exporter_readme_excerpt_takes_identity_from_gpu_info(
     )
 
 
-def test_nvidia_gpu_exporter_page_converts_ratio_and_hertz(
-    fixture_text: Callable[[str], str], flat: Flat
-) -> None:
-    got = _golden(
-        fixture_text("prometheus/a100-sxm4-nvidia-gpu-exporter-synthetic.prom"), "nvidia_smi_exporter", flat
-    )
+def test_nvidia_gpu_exporter_page_converts_ratio_and_hertz(fixture_text: Callable[[str], str], flat: Flat) -> None:
+    got = _golden(fixture_text("prometheus/a100-sxm4-nvidia-gpu-exporter-synthetic.prom"), "nvidia_smi_exporter", flat)
     _assert_golden(
         got,
         [

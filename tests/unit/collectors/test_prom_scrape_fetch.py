@@ -61,12 +61,8 @@ def test_scrape_answered_with_http_error_names_url_and_status(exporter_url: str)
 
 
 def test_scrape_of_an_unreachable_exporter_says_to_check_it_is_running() -> None:
-    collector = build_collector(
-        "prom", {"exporter": "rbln", "url": "http://127.0.0.1:9/metrics", "timeout_s": 2}
-    )
-    with pytest.raises(
-        CollectorError, match=r"prom:rbln: scrape of http://127.0.0.1:9/metrics failed: .*running"
-    ):
+    collector = build_collector("prom", {"exporter": "rbln", "url": "http://127.0.0.1:9/metrics", "timeout_s": 2})
+    with pytest.raises(CollectorError, match=r"prom:rbln: scrape of http://127.0.0.1:9/metrics failed: .*running"):
         collector.fetch()
 
 

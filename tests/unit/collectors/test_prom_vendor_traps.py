@@ -28,9 +28,7 @@ def _lines(*lines: str) -> str:
 # --- units and magnitude guards ----------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(
-    ("raw", "watts"), [("4795000", 4.795), ("10001", 0.010001), ("180", 180.0), ("10000", None)]
-)
+@pytest.mark.parametrize(("raw", "watts"), [("4795000", 4.795), ("10001", 0.010001), ("180", 180.0), ("10000", None)])
 def test_furiosa_power_above_ten_thousand_is_read_as_microwatts(raw: str, watts: float | None) -> None:
     page = _lines(f'furiosa_npu_hw_power{{{FURIOSA.format(core="0-7", n=0)},label="rms"}} {raw}')
     (sample,), stats = parse_page(page, EXPORTERS["furiosa"])
@@ -82,9 +80,7 @@ def test_amd_energy_is_microjoules_and_vram_is_mib() -> None:
         ("DCGM_FI_PROF_GR_ENGINE_ACTIVE", "1", "util_pct", 100.0),
     ],
 )
-def test_dcgm_prof_ratios_are_multiplied_by_one_hundred(
-    metric: str, value: str, field: str, expected: float
-) -> None:
+def test_dcgm_prof_ratios_are_multiplied_by_one_hundred(metric: str, value: str, field: str, expected: float) -> None:
     (sample,), _ = parse_page(_lines(f"{metric}{{{DCGM}}} {value}"), EXPORTERS["dcgm"])
     assert getattr(sample, field) == pytest.approx(expected)
 
@@ -275,18 +271,14 @@ def test_higher_priority_metric_wins_whatever_the_order_of_lines() -> None:
 
 def test_ascend_ddr_memory_is_used_when_no_hbm_is_reported() -> None:
     labels = ASCEND.format(id=0, uuid="a1")
-    page = _lines(
-        f"npu_chip_info_used_memory{{{labels}}} 2818", f"npu_chip_info_total_memory{{{labels}}} 21534"
-    )
+    page = _lines(f"npu_chip_info_used_memory{{{labels}}} 2818", f"npu_chip_info_total_memory{{{labels}}} 21534")
     (sample,), _ = parse_page(page, EXPORTERS["ascend"])
     assert (sample.mem_used_bytes, sample.mem_total_bytes) == (2818 * MiB, 21534 * MiB)
 
 
 def test_used_memory_above_total_drops_both_and_is_counted() -> None:
     labels = 'UUID="01P0-X",id="0"'
-    page = _lines(
-        f"habanalabs_memory_used_bytes{{{labels}}} 200", f"habanalabs_memory_total_bytes{{{labels}}} 100"
-    )
+    page = _lines(f"habanalabs_memory_used_bytes{{{labels}}} 200", f"habanalabs_memory_total_bytes{{{labels}}} 100")
     (sample,), stats = parse_page(page, EXPORTERS["gaudi"])
     assert (sample.mem_used_bytes, sample.mem_total_bytes) == (None, None)
     assert stats.count("memory_inconsistent") == 2

@@ -46,15 +46,15 @@ def test_the_documented_example_is_a_valid_snapshot() -> None:
 def test_require_role_lets_the_role_through_and_refuses_others_with_403() -> None:
     router = APIRouter()
 
-    @router.get("/v1/reports/evidence")
+    @router.get("/v1/test/needs-role")
     async def evidence(who: Annotated[Principal, Depends(require_role("program-manager"))]) -> dict[str, str]:
         return {"vendor": who.vendor}
 
     app = create_app(Settings(), extra_routers=[router])
     app.dependency_overrides[authenticate] = lambda: Principal("0123456789ab", "furiosa", "program-manager")
-    assert _get(app, "/v1/reports/evidence").json() == {"vendor": "furiosa"}
+    assert _get(app, "/v1/test/needs-role").json() == {"vendor": "furiosa"}
     app.dependency_overrides[authenticate] = lambda: Principal("0123456789ab", "furiosa", "vendor")
-    refused = _get(app, "/v1/reports/evidence")
+    refused = _get(app, "/v1/test/needs-role")
     assert refused.status_code == 403
     assert refused.json()["error"] == "forbidden_role" and "'program-manager'" in refused.json()["message"]
 
