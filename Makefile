@@ -8,19 +8,20 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 APT_PACKAGES := postgresql openjdk-17-jre-headless maven poppler-utils fonts-nanum
 
-.PHONY: run test setup system-deps lint typecheck unit down clean help
+.PHONY: run test setup system-deps lint typecheck unit down clean help bench
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
 
-run: setup  ## the main job: start Kafka + PostgreSQL, migrate, run the pipeline on a simulated fleet
-	$(BIN)/kcloud infra up
-	$(BIN)/kcloud db migrate
-	$(BIN)/kcloud demo
+run: setup  ## the main job: start Kafka + PostgreSQL, migrate, run collector, stream worker and gateway for a minute
+	$(BIN)/kcloud demo --duration 60
 	$(BIN)/kcloud infra status
 
 test: setup lint typecheck  ## the whole test suite: ruff, mypy --strict, pytest (unit + integration)
 	$(BIN)/pytest -q -p no:cacheprovider
+
+bench: setup  ## the end-to-end benchmark on its own Kafka + PostgreSQL (figures for BENCHMARKS.md)
+	$(BIN)/python -m bench.e2e
 
 lint: setup
 	$(BIN)/ruff check .
