@@ -30,7 +30,7 @@ from streams.alert_rules import (
 __all__ = ["AlertRecorder", "alert_config"]
 
 _OPEN_SQL = """
-SELECT fingerprint, started_at FROM alerts
+SELECT fingerprint, started_at, device_id FROM alerts
 WHERE resolved_at IS NULL AND (device_id = ANY(%s) OR (rule = 'node_silent' AND node_id = ANY(%s)))
 """
 _INSERT_SQL = """
@@ -80,13 +80,24 @@ class AlertRecorder:
         ordered = sorted(snapshots, key=lambda s: (s.collected_at, s.node.node_id))
         nodes = sorted({s.node.node_id for s in ordered})
         ids = sorted({i for i, _ in inserted})
-        open_rows = dict(conn.execute(_OPEN_SQL, (ids, nodes)).fetchall())
+        found = conn.execute(_OPEN_SQL, (ids, nodes)).fetchall()
+        open_rows = {r[0]: r[1] for r in found}
+        open_devices = {r[2] for r in found if r[2] is not None}
+        with_ecc = sorted(
+            {
+                device_ids[(d.device_uuid, d.subdevice)]
+                for s in ordered
+                for d in s.devices
+                if d.ecc_uncorrected is not None
+            }
+        )
         ecc = {
             r[0]: (r[1], r[2])
             for r in conn.execute(
-                "SELECT device_id, ecc_last, ecc_rise_at FROM devices WHERE device_id = ANY(%s)", (ids,)
+                "SELECT device_id, ecc_last, ecc_rise_at FROM devices WHERE device_id = ANY(%s)", (with_ecc,)
             ).fetchall()
         }
+        limit = self.cfg.temp_limit_c
         out: list[AlertMessage] = []
         states: dict[int, DeviceAlertState] = {}
         node_prev = dict(node_last_seen)
@@ -102,6 +113,14 @@ class AlertRecorder:
             node_prev[node] = max(at, node_prev.get(node, at))
             for dev in fresh:
                 device_id = device_ids[(dev.device_uuid, dev.subdevice)]
+                if (  # the common case: nothing open, nothing notable, ECC unchanged
+                    device_id not in states
+                    and device_id not in open_devices
+                    and (dev.temp_c is None or dev.temp_c <= limit)
+                    and dev.health != "failed"
+                    and (dev.ecc_uncorrected is None or ecc.get(device_id, (None, None))[0] == dev.ecc_uncorrected)
+                ):
+                    continue
                 subject = dev.device_uuid + (f"/{dev.subdevice}" if dev.subdevice else "")
                 st = states.get(device_id)
                 if st is None:

@@ -57,6 +57,7 @@ def create_app(settings: Settings) -> faust.App:
     deployments = raw_topic(DEPLOYMENTS)
     alerts_topic = raw_topic(ALERTS)
     sink = SampleSink(settings)
+    refresher = SampleSink(settings)  # hourly/daily refresh on a connection of its own
     sink_lock = asyncio.Lock()  # one database connection: the agent, the sweep and the refresh take turns
     progress = PartitionProgress(idle_after_s=2 * settings.sample_interval_s + 2 * settings.ingest_batch_seconds)
 
@@ -129,10 +130,13 @@ def create_app(settings: Settings) -> faust.App:
 
     @app.timer(interval=settings.rollup_refresh_s)  # type: ignore[untyped-decorator]
     async def rollup_refresh() -> None:
-        try:
-            async with sink_lock:
-                await asyncio.to_thread(sink.refresh_rollups)
+        async with sink_lock:
+            window = sink.take_dirty()
+        try:  # on its own connection: ingest goes on meanwhile
+            await asyncio.to_thread(refresher.refresh_rollups, window)
         except Exception as exc:  # the database is away: the next refresh covers this window too
+            async with sink_lock:
+                sink.mark_dirty(window)
             log.warning("rollup refresh failed (%s: %s); retrying at the next tick", type(exc).__name__, exc)
 
     @app.page("/counters/")

@@ -8,8 +8,8 @@ doubles a transition. `sweep` does the silence checks (offline, decommissioned) 
 `decommission` records an operator's explicit decommissioning. The returned events are published on
 `kcloud.deployments.v1` after the commit.
 
-All lifecycle work takes one transaction-level advisory lock, so several workers (and their sweeps)
-never interleave on the same devices.
+Lifecycle work takes transaction-level advisory locks per telemetry partition (`lock_lifecycle`), so
+several workers (and their sweeps) never interleave on the same devices and never wait for each other.
 """
 
 from __future__ import annotations
@@ -27,10 +27,26 @@ from kcloud.records import DeploymentEvent, NodeSnapshot
 from kcloud.settings import Settings
 from streams.lifecycle import DeviceState, Observation, Rules, Transition, commission, observe, sweep
 
-__all__ = ["LIFECYCLE_LOCK", "LifecycleRecorder", "rules_from"]
+__all__ = ["LIFECYCLE_LOCK", "LifecycleRecorder", "lock_lifecycle", "rules_from"]
 
-#: pg_advisory_xact_lock key of all lifecycle work ("kcloudlc")
-LIFECYCLE_LOCK = 0x6B636C6F75646C63
+#: first key of the lifecycle's advisory locks ("kclc"); the second is a telemetry partition, or -1 for all
+LIFECYCLE_LOCK = 0x6B636C63
+_ALL = -1
+
+
+def lock_lifecycle(conn: psycopg.Connection[Any], partitions: Collection[int] | None) -> None:
+    """Take the lifecycle lock of `partitions` for this transaction (None: of everything).
+
+    A node's devices arrive on one partition, so workers owning different partitions never wait for
+    each other; work without a partition (an operator's decommissioning, a sweep of all nodes) excludes
+    everyone, since partition work also holds the all-key in shared mode."""
+    if partitions is None:
+        conn.execute("SELECT pg_advisory_xact_lock(%s, %s)", (LIFECYCLE_LOCK, _ALL))
+        return
+    conn.execute("SELECT pg_advisory_xact_lock_shared(%s, %s)", (LIFECYCLE_LOCK, _ALL))
+    for part in sorted(set(partitions)):
+        conn.execute("SELECT pg_advisory_xact_lock(%s, %s)", (LIFECYCLE_LOCK, part))
+
 
 _STATE_SQL = """
 SELECT d.device_id, d.device_uuid, d.vendor_id, d.status, coalesce(d.status_since, d.first_seen),
@@ -72,6 +88,8 @@ class LifecycleRecorder:
 
     def __init__(self, settings: Settings) -> None:
         self.rules = rules_from(settings)
+        #: node -> the cards it reported in the last batch (plus absent ones not yet offline)
+        self._known: dict[str, frozenset[int]] = {}
 
     def apply(
         self,
@@ -80,9 +98,12 @@ class LifecycleRecorder:
         device_ids: Mapping[tuple[str, str | None], int],
         new_devices: set[int],
         node_last_seen: Mapping[str, datetime],
+        *,
+        partitions: Collection[int] | None = None,
     ) -> list[DeploymentEvent]:
-        """Lifecycle of the batch's devices; `node_last_seen` is each node's last_seen before this batch."""
-        conn.execute("SELECT pg_advisory_xact_lock(%s)", (LIFECYCLE_LOCK,))
+        """Lifecycle of the batch's devices; `node_last_seen` is each node's last_seen before this batch,
+        `partitions` the telemetry partitions the batch came from (None: unknown)."""
+        lock_lifecycle(conn, partitions)
         ids = sorted({device_ids[(d.device_uuid, d.subdevice)] for s in snapshots for d in s.devices})
         rows = {r[0]: _row(r) for r in conn.execute(_STATE_SQL, (ids,)).fetchall()}
         states: dict[int, DeviceState] = {}
@@ -109,17 +130,29 @@ class LifecycleRecorder:
         changed = [i for i, st in states.items() if _persisted_fields_differ(st, original.get(i))]
         self._store(conn, states, changed)
         node_newest: dict[str, datetime] = {}
+        reported: dict[str, set[int]] = {}
         for snap in snapshots:
             node = snap.node.node_id
             node_newest[node] = max(snap.collected_at, node_newest.get(node, snap.collected_at))
-        more_rows, missing = self._absent_devices(conn, node_newest, ids)
-        rows.update(more_rows)
-        transitions.extend(missing)
+            reported.setdefault(node, set()).update(device_ids[(d.device_uuid, d.subdevice)] for d in snap.devices)
+        # only nodes seen for the first time, or reporting fewer cards than before, can have absent cards
+        check = {n: t for n, t in node_newest.items() if n not in self._known or not self._known[n] <= reported[n]}
+        pending: dict[str, set[int]] = {}
+        if check:
+            more_rows, missing, pending = self._absent_devices(conn, check, ids)
+            rows.update(more_rows)
+            transitions.extend(missing)
+        for node, devices in reported.items():
+            self._known[node] = frozenset(devices | pending.get(node, set()))
         return self._append(conn, rows, transitions)
+
+    def forget(self) -> None:
+        """Drop what this recorder remembers of the nodes' cards (after a failed transaction)."""
+        self._known.clear()
 
     def _absent_devices(
         self, conn: psycopg.Connection[Any], node_newest: Mapping[str, datetime], present: Sequence[int]
-    ) -> tuple[dict[int, _Row], list[tuple[int, Transition]]]:
+    ) -> tuple[dict[int, _Row], list[tuple[int, Transition]], dict[str, set[int]]]:
         """Devices of the batch's nodes that the node reports no longer, while the node itself keeps
         reporting: offline at their own last sample plus the threshold (a card pulled from a live node)."""
         absent = [
@@ -131,10 +164,11 @@ class LifecycleRecorder:
             ).fetchall()
         ]
         if not absent:
-            return {}, []
+            return {}, [], {}
         rows = {r[0]: _row(r) for r in conn.execute(_STATE_SQL, (sorted(absent),)).fetchall()}
         states: dict[int, DeviceState] = {}
         transitions: list[tuple[int, Transition]] = []
+        pending: dict[str, set[int]] = {}
         for device_id, row in sorted(rows.items()):
             last = conn.execute("SELECT max(time) FROM device_samples WHERE device_id = %s", (device_id,)).fetchone()
             if last is None or last[0] is None:
@@ -144,14 +178,16 @@ class LifecycleRecorder:
             if events:
                 states[device_id] = new
                 transitions.extend((device_id, t) for t in events)
+            else:  # absent, not yet for long enough: look again at the node's next snapshots
+                pending.setdefault(st.node_id, set()).add(device_id)
         self._store(conn, states, sorted(states))
-        return rows, transitions
+        return rows, transitions, pending
 
     def sweep(
         self, conn: psycopg.Connection[Any], watermark: datetime, partitions: Collection[int] | None = None
     ) -> list[DeploymentEvent]:
         """Offline and decommission checks at event time `watermark` for the nodes of `partitions` (or all)."""
-        conn.execute("SELECT pg_advisory_xact_lock(%s)", (LIFECYCLE_LOCK,))
+        lock_lifecycle(conn, partitions)
         parts = None if partitions is None else sorted(partitions)
         ids = [
             r[0]
@@ -190,7 +226,7 @@ class LifecycleRecorder:
         self, conn: psycopg.Connection[Any], device_uuid: str, at: datetime, reason: str
     ) -> DeploymentEvent | None:
         """Record an explicit decommissioning; None when the device already is decommissioned."""
-        conn.execute("SELECT pg_advisory_xact_lock(%s)", (LIFECYCLE_LOCK,))
+        lock_lifecycle(conn, None)
         found = conn.execute(
             "SELECT device_id FROM devices WHERE device_uuid = %s ORDER BY device_id", (device_uuid,)
         ).fetchall()

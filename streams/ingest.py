@@ -139,7 +139,10 @@ class IngestProcessor:
         self.counters = IngestCounters()
 
     async def handle(self, messages: Sequence[RawMessage]) -> None:
-        decoded, bad = decode_messages(messages, now=datetime.now(UTC), retention=self._retention)
+        # pure CPU work off the event loop, so the consumer's heartbeats and keepalives are never starved
+        decoded, bad = await asyncio.to_thread(
+            decode_messages, messages, now=datetime.now(UTC), retention=self._retention
+        )
         good = [snap for snap, _ in decoded]
         self.counters.messages += len(messages)
         if bad:

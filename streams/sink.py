@@ -156,13 +156,15 @@ class SampleSink:
                 }
                 keys, late = partition_late(inserted, watermarks, self._lateness)
                 update_minute_rollups(conn, keys, self.settings.sample_interval_s)
-                events = self._lifecycle.apply(conn, snapshots, device_ids, new_devices, node_last_seen)
+                parts = set(node_partitions.values()) if node_partitions else None
+                events = self._lifecycle.apply(
+                    conn, snapshots, device_ids, new_devices, node_last_seen, partitions=parts
+                )
                 alerts = self._alerts.apply(conn, snapshots, device_ids, set(inserted), node_last_seen)
             if keys:
-                lo, hi = min(k[1] for k in keys), max(k[1] for k in keys)
-                self._dirty = (lo, hi) if self._dirty is None else (min(lo, self._dirty[0]), max(hi, self._dirty[1]))
+                self.mark_dirty((min(k[1] for k in keys), max(k[1] for k in keys)))
             return WriteResult(len(inserted), late, events, alerts)
-        except psycopg.Error:
+        except Exception:  # the transaction rolled back: cached ids and card sets may be wrong
             self._forget()
             raise
 
@@ -185,12 +187,24 @@ class SampleSink:
             self._forget()
             raise
 
-    def refresh_rollups(self) -> RollupReport | None:
-        """Bring the hourly and daily rollups up to date for the minutes written since the last refresh
-        (after a start: from the newest hourly bucket on). None when there was nothing to do."""
+    def take_dirty(self) -> tuple[datetime, datetime] | None:
+        """The span of minute buckets written since the last call (and forget it)."""
+        window, self._dirty = self._dirty, None
+        return window
+
+    def mark_dirty(self, window: tuple[datetime, datetime] | None) -> None:
+        """Put a span back (a refresh of it failed), so that the next refresh covers it."""
+        if window is not None:
+            lo, hi = window
+            self._dirty = window if self._dirty is None else (min(lo, self._dirty[0]), max(hi, self._dirty[1]))
+
+    def refresh_rollups(self, window: tuple[datetime, datetime] | None) -> RollupReport | None:
+        """Bring the hourly and daily rollups up to date for the minute buckets of `window` (the first
+        call also catches up from the newest hourly bucket on). None when there was nothing to do.
+
+        Meant for a sink of its own (its own connection), so that ingest never waits for a refresh."""
         try:
             conn = self._connection()
-            window = self._dirty
             if not self._refreshed_once:
                 with conn.transaction():
                     row = conn.execute(
@@ -203,7 +217,6 @@ class SampleSink:
             if window is None:
                 self._refreshed_once = True
                 return None
-            self._dirty = None
             with conn.transaction():
                 report = refresh_rollups(conn, window[0], window[1] + timedelta(minutes=1))
             self._refreshed_once = True
@@ -242,6 +255,7 @@ class SampleSink:
         return {r[0]: r[1] for r in rows}
 
     def _forget(self) -> None:
+        self._lifecycle.forget()
         # a rolled-back transaction may have created ids we cached: start clean
         self._device_ids.clear()
         self._workload_ids.clear()
