@@ -96,6 +96,9 @@ class Settings(BaseSettings):
     gateway_max_snapshots: int = Field(1000, ge=1, description="Most snapshots in one request.")
     gateway_rate_per_s: float = Field(20.0, gt=0, description="Requests per second allowed per token.")
     gateway_burst: int = Field(40, ge=1, description="Requests a token may send in a burst.")
+    gateway_auth_fail_burst: int = Field(
+        20, ge=1, description="Failed authentications a client address may make at once, then one per second."
+    )
 
     @classmethod
     def settings_customise_sources(

@@ -54,7 +54,11 @@ AUTH_RESPONSES: dict[int | str, dict[str, Any]] = {
         "headers": {"WWW-Authenticate": {"description": "Bearer", "required": True, "schema": {"type": "string"}}},
     },
     403: {"model": ErrorBody, "description": "The token's role may not use this endpoint."},
-    429: {"model": ErrorBody, "description": "The token sends faster than its rate limit.", "headers": _RETRY_AFTER},
+    429: {
+        "model": ErrorBody,
+        "description": "The token sends faster than its rate limit, or the client failed to authenticate too often.",
+        "headers": _RETRY_AFTER,
+    },
     503: {
         "model": ErrorBody,
         "description": "Kafka or the database does not answer; nothing was accepted.",
@@ -81,6 +85,17 @@ async def authenticate(
 ) -> Principal:
     """The caller's token, checked and rate-limited (401, 429, or 503 when the database is away)."""
     audit = audit_of(request)
+    ctx = context_of(request)
+    client = request.client.host if request.client else "unknown"
+    blocked = ctx.auth_failures.peek(client)
+    if blocked > 0:
+        seconds = max(1, math.ceil(blocked))
+        raise GatewayError(
+            429,
+            "too_many_failed_authentications",
+            f"too many failed authentications from {client}; retry after {seconds} s",
+            headers={"Retry-After": str(seconds)},
+        )
     if credentials is None:
         raise _unauthorized(
             "missing_token",
@@ -90,12 +105,13 @@ async def authenticate(
     try:
         presented = parse_token(credentials.credentials)
     except MalformedToken as exc:
+        ctx.auth_failures.acquire(client)
         raise _unauthorized("malformed_token", f"the bearer token is malformed: {exc}") from exc
     audit.token_id = presented.token_id
-    ctx = context_of(request)
     stored = await run_in_threadpool(ctx.find_token, presented.token_id)
     ok = secret_matches(presented.secret, stored.salt if stored else None, stored.hash if stored else None)
     if stored is None or not ok:
+        ctx.auth_failures.acquire(client)
         raise _unauthorized(
             "unknown_token",
             f"token {presented.token_id} is not known or its secret is wrong; ask the operator for a token",

@@ -38,6 +38,8 @@ class GatewayContext:
     pool: Pool | None = None
     kafka: KafkaGate | None = None
     limiter: RateLimiter | None = None
+    #: failed authentications per client address (token guessing): a burst, then one per second
+    auth_failures: RateLimiter = field(default_factory=lambda: RateLimiter(rate_per_s=1.0, burst=20))
 
     def open(self) -> None:
         """Open the database pool (in the background: the gateway starts even while PostgreSQL is away)
@@ -54,6 +56,7 @@ class GatewayContext:
         self.pool.open(wait=False)
         self.kafka = KafkaGate(s)
         self.limiter = RateLimiter(s.gateway_rate_per_s, s.gateway_burst)
+        self.auth_failures = RateLimiter(rate_per_s=1.0, burst=s.gateway_auth_fail_burst)
 
     def close(self) -> None:
         """Flush Kafka and close the pool."""

@@ -58,6 +58,16 @@ class RateLimiter:
                 return 0.0
             return (1.0 - bucket.tokens) / self.rate_per_s
 
+    def peek(self, key: str) -> float:
+        """The seconds until `key` may send again (0.0: now), without taking anything."""
+        now = self._clock()
+        with self._lock:
+            bucket = self._buckets.get(key)
+            if bucket is None:
+                return 0.0
+            tokens = min(float(self.burst), bucket.tokens + (now - bucket.at) * self.rate_per_s)
+            return 0.0 if tokens >= 1.0 else (1.0 - tokens) / self.rate_per_s
+
     def _sweep(self, now: float) -> None:
         if now - self._last_sweep < _FORGET_AFTER_S:
             return

@@ -16,6 +16,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Request
 from starlette.concurrency import run_in_threadpool
+from starlette.requests import ClientDisconnect
 
 from kcloud.gateway.audit import audit_of
 from kcloud.gateway.auth import AUTH_RESPONSES, Principal, require_role
@@ -99,11 +100,16 @@ async def _read_limited(request: Request, limit: int) -> bytes:
         raise too_big
     chunks: list[bytes] = []
     size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise too_big
-        chunks.append(chunk)
+    try:
+        async for chunk in request.stream():
+            size += len(chunk)
+            if size > limit:
+                raise too_big
+            chunks.append(chunk)
+    except ClientDisconnect:
+        raise GatewayError(
+            400, "incomplete_body", f"the client went away after {size} bytes, before the body was complete"
+        ) from None
     return b"".join(chunks)
 
 

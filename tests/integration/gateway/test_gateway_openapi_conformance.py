@@ -96,7 +96,9 @@ def _explore(cases: SearchStrategy[Case[Any]], base_url: str, headers: dict[str,
 def test_generated_requests_get_documented_answers_and_no_server_error(
     start_gateway: Callable[..., GatewayProcess],
 ) -> None:
-    gw = start_gateway(gateway_rate_per_s=1000.0, gateway_burst=1000, gateway_max_body_bytes=65536)
+    gw = start_gateway(
+        gateway_rate_per_s=1000.0, gateway_burst=1000, gateway_auth_fail_burst=100000, gateway_max_body_bytes=65536
+    )
     token = issue(gw.settings, "furiosa")
     pm_token = issue(gw.settings, "furiosa", role="program-manager")
     schema = schemathesis.openapi.from_url(f"{gw.url}/openapi.json")

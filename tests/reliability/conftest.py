@@ -1,0 +1,50 @@
+"""Fixtures of the reliability scenarios: a migrated pipeline database with its own topics, stream workers
+run in the test's temporary directory (their faust state stays there), and the helpers of the pipeline
+end-to-end and gateway tests on the import path."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from infra.kafka import KafkaService
+from kcloud.db.migrate import migrate
+from kcloud.settings import Settings
+
+for _helpers in ("streams", "gateway"):  # pipeline_helpers, gateway_helpers
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "integration" / _helpers))
+
+
+@pytest.fixture
+def in_tmp(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    """Run the test (and the workers it starts) in its temporary directory: faust's `<app_id>-data`
+    folders land there, not in the repository. A SIGKILLed worker's partitions are handed on after the
+    group session timeout: faust's 60 s default is cut (through faust's own environment variables) to the
+    broker's minimum, so that a scenario with several crashes stays within its time bound."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("BROKER_SESSION_TIMEOUT", "6.0")
+    monkeypatch.setenv("BROKER_HEARTBEAT_INTERVAL", "1.0")
+    yield tmp_path
+
+
+@pytest.fixture
+def rel_settings(test_settings: Settings, kafka_up: KafkaService, in_tmp: Path) -> Settings:
+    """The test stack with a fresh migrated database, this test's own topics and consumer group, and
+    small ingest batches so that a run lasts long enough to be interrupted."""
+    settings = test_settings.model_copy(
+        update={
+            "app_id": f"rel-{test_settings.topic_namespace}",
+            "ingest_batch_seconds": 0.2,
+            "ingest_batch_size": 20,
+            "active_sustain_s": 30.0,
+            "offline_after_intervals": 3,
+            "kafka_partitions": 4,
+            "retention_days": 30,
+        }
+    )
+    migrate(settings.effective_database_url, settings)
+    KafkaService(settings).ensure_topics()
+    return settings
