@@ -25,7 +25,7 @@ from kcloud.db.schema import HEALTH_CODES, HEALTH_NAMES
 from kcloud.ledger import append_events
 from kcloud.records import DeploymentEvent, NodeSnapshot
 from kcloud.settings import Settings
-from streams.lifecycle import DeviceState, Observation, Rules, Transition, commission, observe, sweep
+from streams.lifecycle import DeviceState, Observation, Rules, Transition, commission, observe, steady, sweep
 
 __all__ = ["LIFECYCLE_LOCK", "LifecycleRecorder", "lock_lifecycle", "rules_from"]
 
@@ -107,27 +107,44 @@ class LifecycleRecorder:
         ids = sorted({device_ids[(d.device_uuid, d.subdevice)] for s in snapshots for d in s.devices})
         rows = {r[0]: _row(r) for r in conn.execute(_STATE_SQL, (ids,)).fetchall()}
         states: dict[int, DeviceState] = {}
+        last: dict[int, datetime] = {}  # each device's last_seen as the batch goes (kept apart: cheaper)
         for device_id, row in rows.items():
             st = row.state
             seen = node_last_seen.get(st.node_id)
-            if seen is not None and seen > st.last_seen and device_id not in new_devices:
-                st = replace(st, last_seen=seen)
+            last[device_id] = (
+                seen if seen is not None and seen > st.last_seen and device_id not in new_devices else st.last_seen
+            )
             states[device_id] = st
         original = dict(states)
         fresh: set[int] = set()
         transitions: list[tuple[int, Transition]] = []
+        rules = self.rules
         for snap in sorted(snapshots, key=lambda s: s.collected_at):
+            at, node, site = snap.collected_at, snap.node.node_id, snap.node.site_id
             for dev in snap.devices:
                 device_id = device_ids[(dev.device_uuid, dev.subdevice)]
-                obs = Observation(snap.collected_at, snap.node.node_id, snap.node.site_id, dev.util_pct, dev.health)
-                if device_id in new_devices and device_id not in fresh:
+                new_one = device_id in new_devices and device_id not in fresh
+                cur = states.get(device_id)
+                if (
+                    not new_one
+                    and cur is not None
+                    and steady(cur, last[device_id], at, node, site, dev.util_pct, dev.health, rules)
+                ):
+                    last[device_id] = max(last[device_id], at)
+                    continue
+                obs = Observation(at, node, site, dev.util_pct, dev.health)
+                if new_one:
                     fresh.add(device_id)
-                    st, events = commission(obs, self.rules)
+                    st, events = commission(obs, rules)
                 else:
-                    st, events = observe(states[device_id], obs, self.rules)
+                    assert cur is not None
+                    st, events = observe(replace(cur, last_seen=last[device_id]), obs, rules)
                 states[device_id] = st
+                last[device_id] = st.last_seen
                 transitions.extend((device_id, t) for t in events)
         changed = [i for i, st in states.items() if _persisted_fields_differ(st, original.get(i))]
+        for i in changed:
+            states[i] = replace(states[i], last_seen=last[i])
         self._store(conn, states, changed)
         node_newest: dict[str, datetime] = {}
         reported: dict[str, set[int]] = {}

@@ -17,7 +17,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
 
-__all__ = ["DeviceState", "Observation", "Rules", "Transition", "observe", "sweep"]
+__all__ = ["DeviceState", "Observation", "Rules", "Transition", "observe", "steady", "sweep"]
 
 
 @dataclass(frozen=True)
@@ -97,6 +97,32 @@ def observe(state: DeviceState, obs: Observation, rules: Rules) -> tuple[DeviceS
         state = replace(state, status="returned", status_since=obs.at, util_state=None, util_state_since=None)
     state, more = _after_seen(state, obs, rules)
     return state, events + more
+
+
+def steady(  # noqa: PLR0917 - on the hot path, once per sample: positional on purpose
+    state: DeviceState,
+    last_seen: datetime,
+    at: datetime,
+    node_id: str,
+    site_id: str,
+    util_pct: float | None,
+    health: str | None,
+    rules: Rules,
+) -> bool:
+    """True when a sample at `at` would change nothing but `last_seen` (the common case, decided without
+    building objects): `observe` on it returns no transition and no other change."""
+    if at <= last_seen:
+        return True
+    if at - last_seen > rules.offline_after or state.status not in ("active", "idle"):
+        return False
+    if node_id != state.node_id or site_id != state.site_id:
+        return False
+    if health is not None and health != state.health:
+        return False
+    if util_pct is None:
+        return True
+    busy = util_pct > rules.busy_util_pct
+    return state.util_state == ("busy" if busy else "quiet") and state.status == ("active" if busy else "idle")
 
 
 def _after_seen(state: DeviceState, obs: Observation, rules: Rules) -> tuple[DeviceState, list[Transition]]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 from streams.lifecycle import DeviceState, Observation, Rules, commission, observe, sweep
@@ -87,3 +88,34 @@ def test_replayed_older_sample_changes_nothing() -> None:
     state, _ = run([obs(0), obs(10), obs(20)])
     again, events = observe(state, obs(10, util=0.0, health="failed"), RULES)
     assert events == [] and again == state
+
+
+def test_the_steady_shortcut_agrees_with_observe_on_every_kind_of_sample() -> None:
+    from itertools import product
+
+    from streams.lifecycle import steady
+
+    rules = Rules(
+        busy_util_pct=5.0,
+        sustain=timedelta(seconds=30),
+        offline_after=timedelta(seconds=60),
+        decommission_after=timedelta(days=30),
+    )
+    t0 = datetime(2026, 12, 1, 9, 0, tzinfo=UTC)
+    statuses = ["commissioned", "active", "idle", "offline", "returned", "decommissioned"]
+    for status, util_state, health, gap, node, util, new_health in product(
+        statuses,
+        ["busy", "quiet", None],
+        ["ok", "failed", None],
+        [-5, 10, 61],
+        ["n1", "n2"],
+        [None, 1.0, 50.0],
+        [None, "ok", "failed"],
+    ):
+        state = DeviceState(
+            status, t0 - timedelta(minutes=5), t0, "n1", "s1", util_state, t0 - timedelta(minutes=5), health
+        )
+        obs = Observation(t0 + timedelta(seconds=gap), node, "s1", util, new_health)
+        new, events = observe(state, obs, rules)
+        if steady(state, t0, obs.at, node, "s1", util, new_health, rules):
+            assert events == [] and new == replace(state, last_seen=max(t0, obs.at)), (state, obs)
