@@ -67,6 +67,9 @@ class Settings(BaseSettings):
     # stream processors (streams/)
     app_id: str = Field("kcloud-streams", description="Faust app id = Kafka consumer group of the workers.")
     worker_web_port: int = Field(6066, description="Port of a stream worker's web server (one per worker).")
+    worker_session_timeout_s: float = Field(
+        30.0, ge=6, description="A silent worker's partitions go to the others after this many seconds."
+    )
     ingest_batch_size: int = Field(5000, ge=1, description="Most snapshots written to the database at once.")
     ingest_batch_seconds: float = Field(1.0, gt=0, description="Longest wait to fill an ingest batch.")
     sample_interval_s: float = Field(10.0, gt=0, description="Nominal collector cadence, in seconds.")

@@ -38,6 +38,8 @@ def create_app(settings: Settings) -> faust.App:
         topic_partitions=settings.kafka_partitions,
         consumer_auto_offset_reset="earliest",
         broker_commit_interval=1.0,
+        broker_session_timeout=settings.worker_session_timeout_s,
+        broker_heartbeat_interval=min(3.0, settings.worker_session_timeout_s / 6),
         producer_acks=-1,
         web_bind="127.0.0.1",
         web_host="127.0.0.1",

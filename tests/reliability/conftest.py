@@ -20,13 +20,8 @@ for _helpers in ("streams", "gateway"):  # pipeline_helpers, gateway_helpers
 
 @pytest.fixture
 def in_tmp(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
-    """Run the test (and the workers it starts) in its temporary directory: faust's `<app_id>-data`
-    folders land there, not in the repository. A SIGKILLed worker's partitions are handed on after the
-    group session timeout: faust's 60 s default is cut (through faust's own environment variables) to the
-    broker's minimum, so that a scenario with several crashes stays within its time bound."""
+    """Run the test (and the processes it starts) in its temporary directory."""
     monkeypatch.chdir(tmp_path)
-    monkeypatch.setenv("BROKER_SESSION_TIMEOUT", "6.0")
-    monkeypatch.setenv("BROKER_HEARTBEAT_INTERVAL", "1.0")
     yield tmp_path
 
 
@@ -37,6 +32,9 @@ def rel_settings(test_settings: Settings, kafka_up: KafkaService, in_tmp: Path) 
     settings = test_settings.model_copy(
         update={
             "app_id": f"rel-{test_settings.topic_namespace}",
+            # a SIGKILLed worker's partitions are handed on after the group session timeout: the broker's
+            # minimum, so that a scenario with several crashes stays within its time bound
+            "worker_session_timeout_s": 6.0,
             "ingest_batch_seconds": 0.2,
             "ingest_batch_size": 20,
             "active_sustain_s": 30.0,

@@ -36,6 +36,7 @@ def pipeline_settings(test_settings: Settings, kafka_up: KafkaService) -> Settin
     settings = test_settings.model_copy(
         update={
             "app_id": f"e2e-{test_settings.topic_namespace}",
+            "worker_session_timeout_s": 6.0,  # a killed worker's partitions move on quickly
             "ingest_batch_seconds": 0.2,
             "ingest_batch_size": 200,
             "active_sustain_s": 30.0,
