@@ -394,6 +394,7 @@ class Delivery:
                 broken = True
         if prefix is not None:
             self._commit(prefix)
+        self.spool.settle_lent(self._skip)
         self._replay, self._replay_ok, self._replay_bad = {}, set(), set()
         if broken:
             self._degrade(self.problem or "a replayed snapshot was not acknowledged")

@@ -37,7 +37,7 @@ import threading
 import zlib
 from array import array
 from collections import deque
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO, Protocol
@@ -73,6 +73,7 @@ class SpoolLike(Protocol):
     def extend(self, records: Iterable[bytes]) -> int: ...
     def peek(self, max_records: int, max_bytes: int = ...) -> list[tuple[RecordId, bytes]]: ...
     def commit(self, upto: RecordId) -> None: ...
+    def settle_lent(self, delivered: Collection[RecordId]) -> int: ...
     def __len__(self) -> int: ...
     @property
     def size_bytes(self) -> int: ...
@@ -117,6 +118,8 @@ class Spool:
         self._writer: BinaryIO | None = None
         self._head = 0  # index, in the first segment, of the first undelivered record
         self._depth = 0
+        self._lent: RecordId | None = None  # newest record handed out by peek and not yet committed
+        self._dropped_lent: list[RecordId] = []  # dropped for room while lent: delivered or not, not known yet
         self._next_number = 1
         self._open()
 
@@ -230,7 +233,11 @@ class Spool:
     def _make_room(self, nbytes: int) -> None:
         while self._segments and self.size_bytes + nbytes > self.max_bytes:
             oldest = self._segments.pop(0)
-            lost = len(oldest.offsets) - self._head
+            undelivered = [RecordId(oldest.number, off) for off in oldest.offsets[self._head :]]
+            lent = [rid for rid in undelivered if self._lent is not None and rid <= self._lent]
+            self._dropped_lent.extend(lent)  # being replayed: counted only if the replay fails (settle_lent)
+            lost = len(undelivered) - len(lent)
+            self._depth -= len(lent)
             self._head = 0
             if not self._segments and self._writer is not None:
                 self._writer.close()
@@ -239,6 +246,8 @@ class Spool:
             self._depth -= lost
             self.dropped += lost
             self._write_cursor()
+            if not lost:
+                continue
             log.warning(
                 "spool %s: full (%d bytes); dropped the %d oldest undelivered record(s), %d since start; "
                 "Kafka has been unreachable for long: fix the broker or raise --spool-max-mb",
@@ -284,6 +293,7 @@ class Spool:
                         self._corrupt(seg, k)
                         return out
                     out.append((RecordId(seg.number, seg.offsets[k]), payload))
+                    self._lent = out[-1][0] if self._lent is None else max(self._lent, out[-1][0])
                 total = budget
                 if len(out) >= max_records or total >= max_bytes:
                     break
@@ -314,6 +324,9 @@ class Spool:
     def commit(self, upto: RecordId) -> None:
         """Mark every record up to and including `upto` as delivered; frees wholly delivered segments."""
         with self._lock:
+            self._dropped_lent = [rid for rid in self._dropped_lent if rid > upto]
+            if self._lent is not None and self._lent <= upto:
+                self._lent = None
             while self._segments and self._segments[0].number < upto.segment:
                 seg = self._segments.pop(0)
                 self._depth -= len(seg.offsets) - self._head
@@ -326,6 +339,24 @@ class Spool:
                     self._head = index
             self._drop_delivered_head()
             self._write_cursor()
+
+    def settle_lent(self, delivered: Collection[RecordId]) -> int:
+        """A replay is over: the records dropped for room while lent that are not in `delivered` (and
+        were not committed) are lost after all; count them. Returns how many."""
+        with self._lock:
+            lost = [rid for rid in self._dropped_lent if rid not in delivered]
+            self._dropped_lent = []
+            self._lent = None
+            if lost:
+                self.dropped += len(lost)
+                log.warning(
+                    "spool %s: full earlier; dropped the %d oldest undelivered record(s), %d since start "
+                    "(dropped for room while being replayed, and not delivered)",
+                    self.directory,
+                    len(lost),
+                    self.dropped,
+                )
+            return len(lost)
 
     def _drop_delivered_head(self) -> None:
         while self._segments and self._head >= len(self._segments[0].offsets):
@@ -408,6 +439,10 @@ class MemorySpool:
         with self._lock:
             while self._records and self._records[0][0] <= upto.offset:
                 self._bytes -= len(self._records.popleft()[1])
+
+    def settle_lent(self, delivered: Collection[RecordId]) -> int:
+        """Nothing to settle: the memory spool counts a drop when it happens."""
+        return 0
 
     def __len__(self) -> int:
         return len(self._records)
