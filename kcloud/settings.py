@@ -86,7 +86,9 @@ class Settings(BaseSettings):
     ecc_alert_quiet_s: float = Field(
         3600.0, gt=0, description="An uncorrected-ECC alert resolves after this long without a further rise."
     )
-    rollup_refresh_s: float = Field(60.0, gt=0, description="How often a worker refreshes hourly/daily rollups.")
+    rollup_refresh_s: float = Field(
+        300.0, gt=0, description="How often hourly/daily rollups are refreshed (one worker at a time)."
+    )
     ledger_key_file: Path | None = Field(
         None,
         description="Ed25519 private key (PEM) signing ledger checkpoints [default: <state_dir>/keys/].",

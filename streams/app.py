@@ -18,7 +18,7 @@ from kcloud.settings import Settings
 from kcloud.topics import ALERTS, DEADLETTER, DEPLOYMENTS, TELEMETRY, TopicSpec
 from streams.ingest import IngestProcessor, RawMessage
 from streams.progress import PartitionProgress
-from streams.sink import SampleSink, WriteResult
+from streams.sink import RefreshBusyError, SampleSink, WriteResult
 
 __all__ = ["create_app", "run_worker"]
 
@@ -136,6 +136,9 @@ def create_app(settings: Settings) -> faust.App:
             window = sink.take_dirty()
         try:  # on its own connection: ingest goes on meanwhile
             await asyncio.to_thread(refresher.refresh_rollups, window)
+        except RefreshBusyError:  # another worker is at it: this window waits for the next tick
+            async with sink_lock:
+                sink.mark_dirty(window)
         except Exception as exc:  # the database is away: the next refresh covers this window too
             async with sink_lock:
                 sink.mark_dirty(window)

@@ -25,7 +25,7 @@ from streams.alerts import AlertRecorder
 from streams.deployments import LifecycleRecorder
 from streams.rollups import partition_late, update_minute_rollups
 
-__all__ = ["SAMPLE_COLUMNS", "SampleSink", "SweepResult", "WriteResult", "device_key", "sample_row"]
+__all__ = ["SAMPLE_COLUMNS", "RefreshBusyError", "SampleSink", "SweepResult", "WriteResult", "device_key", "sample_row"]
 
 log = logging.getLogger("kcloud.streams.sink")
 
@@ -49,6 +49,14 @@ SAMPLE_COLUMNS: tuple[tuple[str, str], ...] = (
 _COLS = ", ".join(c for c, _ in SAMPLE_COLUMNS)
 
 DeviceKey = tuple[str, str | None]
+#: pg_try_advisory_lock key of the hourly/daily refresh ("kcrollup")
+_REFRESH_LOCK = 0x6B63726F6C6C7570
+
+
+class RefreshBusyError(Exception):
+    """Another worker holds the rollup refresh; the window stays dirty for the next tick."""
+
+
 AllocationKey = tuple[str | None, str | None, str | None, str | None]
 
 
@@ -217,8 +225,18 @@ class SampleSink:
             if window is None:
                 self._refreshed_once = True
                 return None
-            with conn.transaction():
+            # one worker at a time: a refresh covers every device of its window, whoever wrote the minutes
+            got = conn.execute("SELECT pg_try_advisory_lock(%s)", (_REFRESH_LOCK,)).fetchone()
+            conn.commit()
+            if not got or not got[0]:
+                raise RefreshBusyError("another worker is refreshing the rollups")
+            try:
+                # no transaction around it: on TimescaleDB the continuous-aggregate refresh must run outside one
                 report = refresh_rollups(conn, window[0], window[1] + timedelta(minutes=1))
+                conn.commit()
+            finally:
+                conn.execute("SELECT pg_advisory_unlock(%s)", (_REFRESH_LOCK,))
+                conn.commit()
             self._refreshed_once = True
             return report
         except psycopg.Error:
