@@ -163,8 +163,11 @@ def demo(
     ] = None,
     gateway: Annotated[bool, typer.Option(help="Also run the vendor push gateway.")] = True,
 ) -> None:
-    """Run the whole service on a simulated fleet: infra, migrations, collector, stream worker and gateway,
-    supervised in this terminal with a live summary; Ctrl-C (or --duration) stops everything cleanly.
+    """Run the whole service on a simulated fleet, supervised, with a live summary.
+
+    Starts Kafka and PostgreSQL, applies the migrations, then runs a stream worker, the vendor gateway
+    and a simulated-fleet collector in this terminal; Ctrl-C (or --duration) stops everything cleanly
+    and prints what was delivered and stored.
 
     Example: kcloud demo --nodes 200 --duration 60
     """
