@@ -177,6 +177,9 @@ class Delivery:
         if self.producer is not None:
             close_quietly(self.producer, timeout=0)  # abandon what it holds: that is in the spool
             self.producer = None
+        # records dropped for room while this replay had them: lost unless they were acknowledged
+        acked = {item.spool_id for token, item in self._replay.items() if token in self._replay_ok}
+        self.spool.settle_lent({rid for rid in acked if rid is not None} | self._skip)
 
     # -- the thread -------------------------------------------------------------------------------
     def _run(self) -> None:

@@ -75,10 +75,12 @@ def test_full_spool_drops_the_oldest_snapshots_counts_them_in_the_metrics_and_wa
     assert time.monotonic() - started < 10  # sampling never waited for the broker
 
     left = _spooled(spool_dir)
-    produced = ticks * NODES
-    dropped = _metric(agent.metrics.exposition().decode(), "kcloud_collector_spool_dropped_total")
+    exposition = agent.metrics.exposition().decode()
+    # the simulated fleet takes nodes offline in spells (by wall-clock time): count what was produced
+    produced = _metric(exposition, 'kcloud_collector_snapshots_total{source="sim"}')
+    assert ticks * NODES * 0.5 < produced <= ticks * NODES
+    dropped = _metric(exposition, "kcloud_collector_spool_dropped_total")
     assert 0 < dropped == produced - len(left)
-    assert _metric(agent.metrics.exposition().decode(), 'kcloud_collector_snapshots_total{source="sim"}') == produced
     seqs = [seq for _, seq in left]
     assert seqs == sorted(seqs) and seqs[-1] == ticks - 1  # the newest are kept, in order
     assert min(seqs) > 0  # the oldest went
