@@ -183,22 +183,40 @@ class LifecycleRecorder:
         if not absent:
             return {}, [], {}
         rows = {r[0]: _row(r) for r in conn.execute(_STATE_SQL, (sorted(absent),)).fetchall()}
+        last_sample = dict(
+            conn.execute(
+                "SELECT d, (SELECT max(time) FROM device_samples s WHERE s.device_id = d) FROM unnest(%s::int[]) d",
+                (sorted(rows),),
+            ).fetchall()
+        )
+        candidates = [
+            (device_id, replace(row.state, last_seen=last_sample[device_id]), node_newest[row.state.node_id])
+            for device_id, row in sorted(rows.items())
+            if last_sample.get(device_id) is not None
+        ]
+        transitions, quiet = self._sweep_states(conn, candidates)
+        pending: dict[str, set[int]] = {}
+        for device_id in quiet:  # absent, not yet for long enough: look again at the node's next snapshots
+            pending.setdefault(rows[device_id].state.node_id, set()).add(device_id)
+        return rows, transitions, pending
+
+    def _sweep_states(
+        self, conn: psycopg.Connection[Any], candidates: Sequence[tuple[int, DeviceState, datetime]]
+    ) -> tuple[list[tuple[int, Transition]], list[int]]:
+        """Silence checks of (device, state, watermark): stores the devices that changed; returns their
+        transitions and the devices that did not change."""
         states: dict[int, DeviceState] = {}
         transitions: list[tuple[int, Transition]] = []
-        pending: dict[str, set[int]] = {}
-        for device_id, row in sorted(rows.items()):
-            last = conn.execute("SELECT max(time) FROM device_samples WHERE device_id = %s", (device_id,)).fetchone()
-            if last is None or last[0] is None:
-                continue
-            st = replace(row.state, last_seen=last[0])
-            new, events = sweep(st, node_newest[st.node_id], self.rules)
+        quiet: list[int] = []
+        for device_id, st, watermark in candidates:
+            new, events = sweep(st, watermark, self.rules)
             if events:
                 states[device_id] = new
                 transitions.extend((device_id, t) for t in events)
-            else:  # absent, not yet for long enough: look again at the node's next snapshots
-                pending.setdefault(st.node_id, set()).add(device_id)
+            else:
+                quiet.append(device_id)
         self._store(conn, states, sorted(states))
-        return rows, transitions, pending
+        return transitions, quiet
 
     def sweep(
         self, conn: psycopg.Connection[Any], watermark: datetime, partitions: Collection[int] | None = None
@@ -225,18 +243,14 @@ class LifecycleRecorder:
                 (sorted({r.state.node_id for r in rows.values()}),),
             ).fetchall()
         )
-        states: dict[int, DeviceState] = {}
-        transitions: list[tuple[int, Transition]] = []
+        candidates = []
         for device_id, row in rows.items():
             st = row.state
             seen = node_seen.get(st.node_id)
             if seen is not None and seen > st.last_seen:
                 st = replace(st, last_seen=seen)
-            new, events = sweep(st, watermark, self.rules)
-            if events:
-                states[device_id] = new
-                transitions.extend((device_id, t) for t in events)
-        self._store(conn, states, sorted(states))
+            candidates.append((device_id, st, watermark))
+        transitions, _ = self._sweep_states(conn, candidates)
         return self._append(conn, rows, transitions)
 
     def decommission(
