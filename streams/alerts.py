@@ -66,44 +66,87 @@ class AlertRecorder:
 
     def __init__(self, settings: Settings) -> None:
         self.cfg = alert_config(settings)
+        # what `apply` has read of the devices and nodes it met, kept as it writes (see `lock_lifecycle`)
+        self._open: dict[str, datetime] = {}  # fingerprint -> started_at, open alerts
+        self._device_open: dict[int, set[str]] = {}  # device -> fingerprints of its open alerts
+        self._ecc: dict[int, tuple[int | None, datetime | None]] = {}
+        self._loaded_devices: set[int] = set()
+        self._loaded_nodes: set[str] = set()
+
+    def forget(self) -> None:
+        """Drop what this recorder holds (after a failed transaction, or when another writer was here)."""
+        self._open.clear()
+        self._device_open.clear()
+        self._ecc.clear()
+        self._loaded_devices.clear()
+        self._loaded_nodes.clear()
+
+    def _load(self, conn: psycopg.Connection[Any], ids: Sequence[int], nodes: Sequence[str]) -> None:
+        new_ids = [i for i in ids if i not in self._loaded_devices]
+        new_nodes = [n for n in nodes if n not in self._loaded_nodes]
+        if not new_ids and not new_nodes:
+            return
+        for fp, started, device_id in conn.execute(_OPEN_SQL, (new_ids, new_nodes)).fetchall():
+            self._opened(fp, started, device_id)
+        if new_ids:
+            self._ecc.update(dict.fromkeys(new_ids, (None, None)))
+            self._ecc.update(
+                (r[0], (r[1], r[2]))
+                for r in conn.execute(
+                    "SELECT device_id, ecc_last, ecc_rise_at FROM devices WHERE device_id = ANY(%s) "
+                    "AND (ecc_last IS NOT NULL OR ecc_rise_at IS NOT NULL)",
+                    (new_ids,),
+                ).fetchall()
+            )
+        self._loaded_devices.update(new_ids)
+        self._loaded_nodes.update(new_nodes)
+
+    def _opened(self, fingerprint: str, started: datetime, device_id: int | None) -> None:
+        self._open[fingerprint] = started
+        if device_id is not None:
+            self._device_open.setdefault(device_id, set()).add(fingerprint)
+
+    def _resolved(self, fingerprint: str, device_id: int | None) -> None:
+        self._open.pop(fingerprint, None)
+        if device_id is not None and (fps := self._device_open.get(device_id)) is not None:
+            fps.discard(fingerprint)
+            if not fps:
+                del self._device_open[device_id]
 
     def apply(
         self,
         conn: psycopg.Connection[Any],
         snapshots: Sequence[NodeSnapshot],
         device_ids: Mapping[tuple[str, str | None], int],
-        inserted: Collection[tuple[int, datetime]],
+        inserted: Collection[tuple[int, datetime]] | None,
         node_last_seen: Mapping[str, datetime],
     ) -> list[AlertMessage]:
-        if not inserted:
+        """Evaluate the samples of `snapshots` stored now: `inserted` their (device_id, time), None when every
+        sample of the batch was new."""
+        if inserted is not None and not inserted:
             return []
         ordered = sorted(snapshots, key=lambda s: (s.collected_at, s.node.node_id))
         nodes = sorted({s.node.node_id for s in ordered})
-        ids = sorted({i for i, _ in inserted})
-        found = conn.execute(_OPEN_SQL, (ids, nodes)).fetchall()
-        open_rows = {r[0]: r[1] for r in found}
-        open_devices = {r[2] for r in found if r[2] is not None}
-        with_ecc = sorted(
-            {
-                device_ids[(d.device_uuid, d.subdevice)]
-                for s in ordered
-                for d in s.devices
-                if d.ecc_uncorrected is not None
-            }
+        ids = sorted(
+            {i for i, _ in inserted}
+            if inserted is not None
+            else {device_ids[(d.device_uuid, d.subdevice)] for s in ordered for d in s.devices}
         )
-        ecc = {
-            r[0]: (r[1], r[2])
-            for r in conn.execute(
-                "SELECT device_id, ecc_last, ecc_rise_at FROM devices WHERE device_id = ANY(%s)", (with_ecc,)
-            ).fetchall()
-        }
+        self._load(conn, ids, nodes)
+        open_rows = dict(self._open)  # this batch's view: a silence is resolved once per batch
+        open_devices = self._device_open
+        ecc = self._ecc
         limit = self.cfg.temp_limit_c
         out: list[AlertMessage] = []
         states: dict[int, DeviceAlertState] = {}
         node_prev = dict(node_last_seen)
         for snap in ordered:
             node, site, at = snap.node.node_id, snap.node.site_id, snap.collected_at
-            fresh = [d for d in snap.devices if (device_ids[(d.device_uuid, d.subdevice)], at) in inserted]
+            fresh = (
+                snap.devices
+                if inserted is None
+                else [d for d in snap.devices if (device_ids[(d.device_uuid, d.subdevice)], at) in inserted]
+            )
             if not fresh:
                 continue
             fp = _fingerprint("node_silent", node)
@@ -155,6 +198,7 @@ class AlertRecorder:
             conn.cursor().executemany(
                 "UPDATE devices SET ecc_last = %s, ecc_rise_at = %s WHERE device_id = %s", ecc_rows
             )
+            ecc.update((i, (last, rise)) for last, rise, i in ecc_rows)
         return out
 
     def sweep(
@@ -221,6 +265,11 @@ class AlertRecorder:
             "started_at": c.started_at,
             "details": c.details,
         }
+        device_id = device[0] if device else None
+        if c.opens and c.resolved_at is None:
+            self._opened(fingerprint, c.started_at, device_id)
+        else:
+            self._resolved(fingerprint, device_id)
         if not c.opens:
             conn.execute(_RESOLVE_SQL, (c.resolved_at, Jsonb(c.details), fingerprint))
             return [AlertMessage(action="resolved", resolved_at=c.resolved_at, **base)]  # type: ignore[arg-type]

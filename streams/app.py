@@ -115,10 +115,11 @@ def create_app(settings: Settings) -> faust.App:
     async def silence_sweep() -> None:
         mine = assigned()
         watermark = progress.watermark(mine)
-        if watermark is None:
-            return
         try:
             async with sink_lock:
+                if watermark is None:  # nothing read yet: only the minutes a previous owner may have left open
+                    await asyncio.to_thread(sink.close_minutes, mine)
+                    return
                 swept = await asyncio.to_thread(sink.sweep, watermark, mine)
         except Exception as exc:  # the database is away: the next sweep tries again
             log.warning("lifecycle sweep failed (%s: %s); retrying at the next tick", type(exc).__name__, exc)

@@ -18,6 +18,7 @@ from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
+from uuid import UUID, uuid4
 
 import psycopg
 
@@ -34,19 +35,42 @@ LIFECYCLE_LOCK = 0x6B636C63
 _ALL = -1
 
 
-def lock_lifecycle(conn: psycopg.Connection[Any], partitions: Collection[int] | None) -> None:
-    """Take the lifecycle lock of `partitions` for this transaction (None: of everything).
+def lock_lifecycle(
+    conn: psycopg.Connection[Any], partitions: Collection[int] | None, writer: UUID | None = None
+) -> bool:
+    """Take the lifecycle lock of `partitions` for this transaction (None: of everything); with `writer`,
+    also record it as their last writer (`lifecycle_writers`) and return True when another writer has
+    changed their state since `writer` last did (whatever it holds in memory of them is stale).
 
     A node's devices arrive on one partition, so workers owning different partitions never wait for
     each other; work without a partition (an operator's decommissioning, a sweep of all nodes) excludes
     everyone, since partition work also holds the all-key in shared mode."""
     if partitions is None:
         conn.execute("SELECT pg_advisory_xact_lock(%s, %s)", (LIFECYCLE_LOCK, _ALL))
-        return
-    conn.execute("SELECT pg_advisory_xact_lock_shared(%s, %s)", (LIFECYCLE_LOCK, _ALL))
-    for part in sorted(set(partitions)):
-        conn.execute("SELECT pg_advisory_xact_lock(%s, %s)", (LIFECYCLE_LOCK, part))
+    else:
+        conn.execute("SELECT pg_advisory_xact_lock_shared(%s, %s)", (LIFECYCLE_LOCK, _ALL))
+        for part in sorted(set(partitions)):
+            conn.execute("SELECT pg_advisory_xact_lock(%s, %s)", (LIFECYCLE_LOCK, part))
+    if writer is None:
+        return False
+    keys = sorted({_ALL} if partitions is None else set(partitions))
+    row = conn.execute(_CLAIM_SQL, {"keys": keys, "writer": writer, "all": partitions is None}).fetchone()
+    return bool(row and row[0])
 
+
+# rows are inserted (first writer: nothing to be stale) or taken over (another writer was there)
+_CLAIM_SQL = """
+WITH k AS (
+    SELECT unnest(%(keys)s::int[]) AS p
+    UNION SELECT kafka_partition FROM lifecycle_writers WHERE %(all)s
+), claimed AS (
+    INSERT INTO lifecycle_writers AS w (kafka_partition, writer) SELECT p, %(writer)s FROM k
+    ON CONFLICT (kafka_partition) DO UPDATE SET writer = EXCLUDED.writer, since = now()
+    WHERE w.writer <> EXCLUDED.writer
+    RETURNING xmax <> 0 AS taken_over
+)
+SELECT count(*) FILTER (WHERE taken_over) > 0 FROM claimed
+"""
 
 _STATE_SQL = """
 SELECT d.device_id, d.device_uuid, d.vendor_id, d.status, coalesce(d.status_since, d.first_seen),
@@ -70,7 +94,7 @@ def rules_from(settings: Settings) -> Rules:
     )
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class _Row:
     device_id: int
     device_uuid: str
@@ -90,6 +114,10 @@ class LifecycleRecorder:
         self.rules = rules_from(settings)
         #: node -> the cards it reported in the last batch (plus absent ones not yet offline)
         self._known: dict[str, frozenset[int]] = {}
+        #: device -> its lifecycle row as stored, for the devices `apply` has met (see `lock_lifecycle`)
+        self._cache: dict[int, _Row] = {}
+        #: this recorder's name in `lifecycle_writers`
+        self.writer = uuid4()
 
     def apply(
         self,
@@ -100,12 +128,19 @@ class LifecycleRecorder:
         node_last_seen: Mapping[str, datetime],
         *,
         partitions: Collection[int] | None = None,
+        locked: bool = False,
     ) -> list[DeploymentEvent]:
         """Lifecycle of the batch's devices; `node_last_seen` is each node's last_seen before this batch,
-        `partitions` the telemetry partitions the batch came from (None: unknown)."""
-        lock_lifecycle(conn, partitions)
+        `partitions` the telemetry partitions the batch came from (None: unknown); `locked`: the caller
+        already holds their `lock_lifecycle` in this transaction."""
+        if not locked and lock_lifecycle(conn, partitions, self.writer):
+            self.forget()
         ids = sorted({device_ids[(d.device_uuid, d.subdevice)] for s in snapshots for d in s.devices})
-        rows = {r[0]: _row(r) for r in conn.execute(_STATE_SQL, (ids,)).fetchall()}
+        cache = self._cache
+        unread = [i for i in ids if i not in cache]
+        if unread:
+            cache.update((r[0], _row(r)) for r in conn.execute(_STATE_SQL, (unread,)).fetchall())
+        rows = {i: cache[i] for i in ids if i in cache}
         states: dict[int, DeviceState] = {}
         last: dict[int, datetime] = {}  # each device's last_seen as the batch goes (kept apart: cheaper)
         for device_id, row in rows.items():
@@ -144,8 +179,10 @@ class LifecycleRecorder:
                 transitions.extend((device_id, t) for t in events)
         changed = [i for i, st in states.items() if _persisted_fields_differ(st, original.get(i))]
         for i in changed:
-            states[i] = replace(states[i], last_seen=last[i])
+            states[i] = replace(states[i], last_seen=max(last[i], original[i].last_seen) if i in original else last[i])
         self._store(conn, states, changed)
+        for i in changed:  # as stored: the next batch starts from here without reading it back
+            cache[i] = _Row(i, rows[i].device_uuid, rows[i].vendor, states[i])
         node_newest: dict[str, datetime] = {}
         reported: dict[str, set[int]] = {}
         for snap in snapshots:
@@ -164,8 +201,10 @@ class LifecycleRecorder:
         return self._append(conn, rows, transitions)
 
     def forget(self) -> None:
-        """Drop what this recorder remembers of the nodes' cards (after a failed transaction)."""
+        """Drop what this recorder remembers of the nodes' cards and the devices' state (after a failed
+        transaction, or when another writer changed the state)."""
         self._known.clear()
+        self._cache.clear()
 
     def _absent_devices(
         self, conn: psycopg.Connection[Any], node_newest: Mapping[str, datetime], present: Sequence[int]
@@ -219,10 +258,17 @@ class LifecycleRecorder:
         return transitions, quiet
 
     def sweep(
-        self, conn: psycopg.Connection[Any], watermark: datetime, partitions: Collection[int] | None = None
+        self,
+        conn: psycopg.Connection[Any],
+        watermark: datetime,
+        partitions: Collection[int] | None = None,
+        *,
+        locked: bool = False,
     ) -> list[DeploymentEvent]:
-        """Offline and decommission checks at event time `watermark` for the nodes of `partitions` (or all)."""
-        lock_lifecycle(conn, partitions)
+        """Offline and decommission checks at event time `watermark` for the nodes of `partitions` (or all);
+        `locked`: the caller already holds their `lock_lifecycle` in this transaction."""
+        if not locked and lock_lifecycle(conn, partitions, self.writer):
+            self.forget()
         parts = None if partitions is None else sorted(partitions)
         ids = [
             r[0]
@@ -257,7 +303,8 @@ class LifecycleRecorder:
         self, conn: psycopg.Connection[Any], device_uuid: str, at: datetime, reason: str
     ) -> DeploymentEvent | None:
         """Record an explicit decommissioning; None when the device already is decommissioned."""
-        lock_lifecycle(conn, None)
+        if lock_lifecycle(conn, None, self.writer):
+            self.forget()
         found = conn.execute(
             "SELECT device_id FROM devices WHERE device_uuid = %s ORDER BY device_id", (device_uuid,)
         ).fetchall()
@@ -281,10 +328,11 @@ class LifecycleRecorder:
         events = self._append(conn, rows, transitions)
         return events[0] if events else None
 
-    @staticmethod
-    def _store(conn: psycopg.Connection[Any], states: Mapping[int, DeviceState], ids: Sequence[int]) -> None:
+    def _store(self, conn: psycopg.Connection[Any], states: Mapping[int, DeviceState], ids: Sequence[int]) -> None:
         if not ids:
             return
+        for i in ids:  # read again when next needed
+            self._cache.pop(i, None)
         conn.cursor().executemany(
             _UPDATE_SQL,
             [

@@ -30,7 +30,7 @@ class Rules:
     decommission_after: timedelta
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class DeviceState:
     """What the lifecycle remembers of one device."""
 

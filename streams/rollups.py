@@ -1,10 +1,19 @@
-"""Minute rollups on event time: `device_rollup_1m` recomputed from the raw samples for every
-(device, minute) that a batch added rows to.
+"""Minute rollups on event time: `device_rollup_1m` computed from the raw samples once a minute has closed.
 
-Recomputing from `device_samples` (rather than accumulating in memory) makes the rollup a pure function
-of the stored samples: a replay, a crashed worker or two workers sharing partitions give the same
-numbers as one clean run. A sample whose minute closed more than `allowed_lateness_s` before the newest
-event time already stored for its node is stored but does not reopen its minute; it is counted as late.
+Computing from `device_samples` (rather than accumulating in memory) makes the rollup a pure function of
+the stored samples: a replay, a crashed worker or two workers sharing partitions give the same numbers as
+one clean run. `OpenMinutes` keeps, per node, the (device, minute) keys stored but not rolled up yet. A
+node's snapshots arrive in order on one partition, so its minute is complete once the node has sent a
+snapshot of a later minute: the batch that stores it rolls the earlier minute up, in the same transaction
+(one computation per device and minute, not one per batch). A node that stops sending has its open
+minutes rolled up by the sweep once it has been idle for a while (wall clock), and so has a node whose
+partition went to another worker. A worker that takes over a partition recomputes the newest minute of
+each of its nodes (the one its previous owner may have left open), and on first meeting a node it also
+reopens the minute of the node's previous snapshot.
+
+A sample whose minute closed more than `allowed_lateness_s` before the newest event time already stored
+for its node is stored but does not reopen its minute; it is counted as late. A sample that arrives out
+of order within the lateness reopens its minute, which is computed again.
 
 Columns: `util_avg`, `util_max`, `power_avg`, `temp_avg` over the minute's samples; `samples`;
 `seconds_observed` = samples times the nominal interval, at most 60; `energy_j` = the device's energy
@@ -14,13 +23,17 @@ not reset, else power integrated over the observed seconds.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+import time
+from collections.abc import Callable, Collection, Iterable, Mapping
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
 import psycopg
 
-__all__ = ["MINUTE", "minute_of", "partition_late", "update_minute_rollups"]
+__all__ = ["MINUTE", "MinuteKey", "MinutePlan", "OpenMinutes", "minute_of", "partition_late", "update_minute_rollups"]
+
+MinuteKey = tuple[int, datetime]
 
 MINUTE = timedelta(minutes=1)
 
@@ -73,8 +86,11 @@ def partition_late(
     """
     keys: set[tuple[int, datetime]] = set()
     late = 0
+    minutes: dict[datetime, datetime] = {}  # a batch holds few distinct instants
     for device_id, at in rows:
-        minute = minute_of(at)
+        minute = minutes.get(at)
+        if minute is None:
+            minute = minutes[at] = minute_of(at)
         watermark = watermarks.get(device_id)
         if watermark is not None and minute + MINUTE + lateness < watermark:
             late += 1
@@ -92,3 +108,94 @@ def update_minute_rollups(conn: psycopg.Connection[Any], keys: set[tuple[int, da
         _UPSERT, {"ids": [k[0] for k in ordered], "buckets": [k[1] for k in ordered], "interval": interval_s}
     )
     return cur.rowcount
+
+
+@dataclass
+class _NodeMinutes:
+    minutes: dict[datetime, set[int]] = field(default_factory=dict)
+    partition: int | None = None
+    touched: float = 0.0
+
+
+@dataclass(frozen=True)
+class MinutePlan:
+    """What a batch does to the open minutes: the keys to roll up now, and the nodes' entries afterwards
+    (applied with `OpenMinutes.commit` once the transaction has committed)."""
+
+    close: set[MinuteKey]
+    entries: dict[str, _NodeMinutes]
+    partitions: frozenset[int | None] = frozenset()
+
+
+class OpenMinutes:
+    """The (device, minute) keys stored and not rolled up yet, per node, for one sink."""
+
+    def __init__(self, idle_after_s: float, clock: Callable[[], float] = time.monotonic) -> None:
+        self.idle_after_s = idle_after_s
+        self._clock = clock
+        self._nodes: dict[str, _NodeMinutes] = {}
+        self._covered: set[int] = set()  # partitions whose nodes' newest minutes were recomputed
+
+    def __len__(self) -> int:
+        return sum(len(devs) for entry in self._nodes.values() for devs in entry.minutes.values())
+
+    def plan_batch(
+        self,
+        keys: Mapping[str, Iterable[MinuteKey]],
+        devices: Mapping[str, Collection[int]],
+        previous: Mapping[str, datetime],
+        newest: Mapping[str, datetime],
+        partitions: Mapping[str, int],
+    ) -> MinutePlan:
+        """The plan for a batch. Per node: `keys` newly stored (not late), `devices` in the batch, `previous`
+        newest event time before the batch, `newest` after it, `partitions` the telemetry partition."""
+        now = self._clock()
+        close: set[MinuteKey] = set()
+        entries: dict[str, _NodeMinutes] = {}
+        for node, node_devices in devices.items():
+            old = self._nodes.get(node)
+            entry = _NodeMinutes(
+                {m: set(d) for m, d in old.minutes.items()} if old is not None else {},
+                partitions.get(node, old.partition if old is not None else None),
+                now,
+            )
+            if old is None and (prev := previous.get(node)) is not None:
+                # first meeting since this sink started: the previous owner may have left this minute open
+                entry.minutes.setdefault(minute_of(prev), set()).update(node_devices)
+            for device_id, minute in keys.get(node, ()):
+                entry.minutes.setdefault(minute, set()).add(device_id)
+            horizon = minute_of(newest[node])
+            for minute in [m for m in entry.minutes if m < horizon]:
+                close.update((device_id, minute) for device_id in entry.minutes.pop(minute))
+            entries[node] = entry
+        return MinutePlan(close, entries)
+
+    def plan_sweep(self, assigned: Collection[int] | None) -> MinutePlan:
+        """Close the open minutes of nodes idle for `idle_after_s` and of nodes whose partition is not in
+        `assigned` (None: close every open minute)."""
+        now = self._clock()
+        close: set[MinuteKey] = set()
+        entries: dict[str, _NodeMinutes] = {}
+        parts: set[int | None] = set()
+        for node, entry in self._nodes.items():
+            lost = assigned is None or (entry.partition is not None and entry.partition not in assigned)
+            if entry.minutes and (lost or now - entry.touched >= self.idle_after_s):
+                close.update((device_id, minute) for minute, devs in entry.minutes.items() for device_id in devs)
+                entries[node] = _NodeMinutes({}, entry.partition, entry.touched)
+                parts.add(entry.partition)
+        return MinutePlan(close, entries, frozenset(parts))
+
+    def uncovered(self, assigned: Collection[int]) -> list[int]:
+        """Partitions of `assigned` whose nodes' newest minutes this sink has not recomputed yet."""
+        return sorted(set(assigned) - self._covered)
+
+    def covered(self, partitions: Collection[int]) -> None:
+        self._covered.update(partitions)
+
+    def commit(self, plan: MinutePlan) -> None:
+        """Apply a plan whose transaction committed."""
+        self._nodes.update(plan.entries)
+
+    def forget_partitions(self, assigned: Collection[int]) -> None:
+        """Partitions no longer assigned are recomputed again when they come back."""
+        self._covered.intersection_update(assigned)

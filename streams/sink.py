@@ -22,8 +22,8 @@ from kcloud.db.schema import HEALTH_CODES
 from kcloud.records import AlertMessage, Attribution, DeploymentEvent, DeviceSample, NodeSnapshot
 from kcloud.settings import Settings
 from streams.alerts import AlertRecorder
-from streams.deployments import LifecycleRecorder
-from streams.rollups import partition_late, update_minute_rollups
+from streams.deployments import LifecycleRecorder, lock_lifecycle
+from streams.rollups import MinuteKey, MinutePlan, OpenMinutes, partition_late, update_minute_rollups
 
 __all__ = ["SAMPLE_COLUMNS", "RefreshBusyError", "SampleSink", "SweepResult", "WriteResult", "device_key", "sample_row"]
 
@@ -124,6 +124,7 @@ class SampleSink:
         self._dirty: tuple[datetime, datetime] | None = None
         self._refreshed_once = False
         self._lateness = timedelta(seconds=settings.allowed_lateness_s)
+        self._minutes = OpenMinutes(idle_after_s=2 * settings.sample_interval_s + 2 * settings.ingest_batch_seconds)
 
     def _connection(self) -> psycopg.Connection[Any]:
         if self._conn is None or self._conn.closed or self._conn.broken:
@@ -135,50 +136,117 @@ class SampleSink:
                 )
         return self._conn
 
+    def backend_pid(self) -> int:
+        """The process id of this sink's database session (for the benchmarks' CPU accounting)."""
+        return self._connection().info.backend_pid
+
     def close(self) -> None:
         if self._conn is not None:
             self._conn.close()
             self._conn = None
 
     def write(self, snapshots: Sequence[NodeSnapshot], node_partitions: dict[str, int] | None = None) -> WriteResult:
-        """Store every sample of `snapshots` not stored yet, update their minute rollups, the device
-        lifecycle and the alerts, all in one transaction. Returns what was new; its events are committed.
-        `node_partitions` records the telemetry partition each node arrives on (for the silence sweep)."""
+        """Store every sample of `snapshots` not stored yet, roll up the minutes this closes (see
+        `streams.rollups`), update the device lifecycle and the alerts, all in one transaction. Returns what
+        was new; its events are committed. `node_partitions` records the telemetry partition each node
+        arrives on (for the silence sweep and the open minutes)."""
         try:
             conn = self._connection()
             # partitions first, in their own transaction: creating one locks the parent table
             ensure_partitions_for(conn, {s.collected_at for s in snapshots})
             conn.commit()
+            parts = set(node_partitions.values()) if node_partitions else None
             with conn.transaction():
+                # first: a worker that took these partitions over waits here for their previous owner's batch
+                if lock_lifecycle(conn, parts, self._lifecycle.writer):  # another writer was here: read again
+                    self._lifecycle.forget()
+                    self._alerts.forget()
                 node_last_seen = self._node_last_seen(conn, snapshots)
                 self._upsert_nodes(conn, snapshots, node_partitions or {})
                 device_ids, new_devices = self._resolve_devices(conn, snapshots)
                 workload_ids = self._resolve_workloads(conn, snapshots)
                 self._record_allocations(conn, snapshots, device_ids)
-                inserted = self._insert_samples(conn, snapshots, device_ids, workload_ids)
-                watermarks = {
-                    device_ids[device_key(d)]: seen
-                    for snap in snapshots
-                    if (seen := node_last_seen.get(snap.node.node_id)) is not None
-                    for d in snap.devices
-                }
-                keys, late = partition_late(inserted, watermarks, self._lateness)
-                update_minute_rollups(conn, keys, self.settings.sample_interval_s)
-                parts = set(node_partitions.values()) if node_partitions else None
+                inserted, all_new = self._insert_samples(conn, snapshots, device_ids, workload_ids)
+                plan, late = self._plan_minutes(snapshots, device_ids, inserted, node_last_seen, node_partitions or {})
+                update_minute_rollups(conn, plan.close, self.settings.sample_interval_s)
                 events = self._lifecycle.apply(
-                    conn, snapshots, device_ids, new_devices, node_last_seen, partitions=parts
+                    conn, snapshots, device_ids, new_devices, node_last_seen, partitions=parts, locked=True
                 )
-                alerts = self._alerts.apply(conn, snapshots, device_ids, set(inserted), node_last_seen)
-            if keys:
-                self.mark_dirty((min(k[1] for k in keys), max(k[1] for k in keys)))
+                fresh = None if all_new else set(inserted)
+                alerts = self._alerts.apply(conn, snapshots, device_ids, fresh, node_last_seen)
+            self._minutes.commit(plan)
+            self._mark_closed(plan.close)
             return WriteResult(len(inserted), late, events, alerts)
         except Exception:  # the transaction rolled back: cached ids and card sets may be wrong
             self._forget()
             raise
 
+    def _plan_minutes(
+        self,
+        snapshots: Sequence[NodeSnapshot],
+        device_ids: dict[DeviceKey, int],
+        inserted: Sequence[tuple[int, datetime]],
+        node_last_seen: dict[str, datetime],
+        node_partitions: dict[str, int],
+    ) -> tuple[MinutePlan, int]:
+        node_of: dict[int, str] = {}
+        devices: dict[str, set[int]] = {}
+        newest: dict[str, datetime] = {}
+        for snap in snapshots:
+            node = snap.node.node_id
+            ids = [device_ids[device_key(d)] for d in snap.devices]
+            devices.setdefault(node, set()).update(ids)
+            node_of.update(dict.fromkeys(ids, node))
+            prev = newest.get(node) or node_last_seen.get(node)
+            newest[node] = snap.collected_at if prev is None or snap.collected_at > prev else prev
+        watermarks = {d: seen for d, node in node_of.items() if (seen := node_last_seen.get(node)) is not None}
+        keys, late = partition_late(inserted, watermarks, self._lateness)
+        by_node: dict[str, list[MinuteKey]] = {}
+        for key in keys:
+            by_node.setdefault(node_of[key[0]], []).append(key)
+        return self._minutes.plan_batch(by_node, devices, node_last_seen, newest, node_partitions), late
+
+    def _mark_closed(self, keys: Collection[MinuteKey]) -> None:
+        if keys:
+            self.mark_dirty((min(k[1] for k in keys), max(k[1] for k in keys)))
+
+    def close_minutes(self, assigned: Collection[int] | None = None) -> int:
+        """Roll up the open minutes of idle nodes and of nodes of partitions not in `assigned` (None: every open
+        minute), and the newest minute of every node of a partition newly in `assigned`. Returns the keys."""
+        plan = self._minutes.plan_sweep(assigned)
+        recover = self._minutes.uncovered(assigned) if assigned is not None else []
+        if not plan.close and not recover:
+            return 0
+        try:
+            conn = self._connection()
+            keys = set(plan.close)
+            with conn.transaction():
+                parts = set(plan.partitions) | set(recover)
+                lock_lifecycle(conn, None if assigned is None or None in parts else {p for p in parts if p is not None})
+                if recover:
+                    keys.update(
+                        (r[0], r[1])
+                        for r in conn.execute(
+                            "SELECT d.device_id, date_trunc('minute', n.last_seen) FROM devices d "
+                            "JOIN nodes n ON n.node_id = d.node_id WHERE n.kafka_partition = ANY(%s)",
+                            (recover,),
+                        )
+                    )
+                update_minute_rollups(conn, keys, self.settings.sample_interval_s)
+        except psycopg.Error:
+            self._forget()
+            raise
+        self._minutes.commit(plan)
+        if assigned is not None:
+            self._minutes.forget_partitions(assigned)
+            self._minutes.covered(recover)
+        self._mark_closed(keys)
+        return len(keys)
+
     def sweep(self, watermark: datetime | None = None, partitions: Collection[int] | None = None) -> SweepResult:
         """Offline/decommission checks and silent-node alerts at event time `watermark` (default: the newest
-        node last_seen) for the nodes of `partitions` (default: all); returns what was committed."""
+        node last_seen) for the nodes of `partitions` (default: all), then `close_minutes(partitions)`;
+        returns what was committed."""
         try:
             conn = self._connection()
             with conn.transaction():
@@ -188,12 +256,16 @@ class SampleSink:
                         return SweepResult([], [])
                     watermark = row[0]
                 assert watermark is not None
-                events = self._lifecycle.sweep(conn, watermark, partitions)
+                if lock_lifecycle(conn, partitions, self._lifecycle.writer):
+                    self._lifecycle.forget()
+                    self._alerts.forget()
+                events = self._lifecycle.sweep(conn, watermark, partitions, locked=True)
                 alerts = self._alerts.sweep(conn, watermark, partitions)
-            return SweepResult(events, alerts)
         except psycopg.Error:
             self._forget()
             raise
+        self.close_minutes(partitions)
+        return SweepResult(events, alerts)
 
     def take_dirty(self) -> tuple[datetime, datetime] | None:
         """The span of minute buckets written since the last call (and forget it)."""
@@ -249,22 +321,39 @@ class SampleSink:
         snapshots: Sequence[NodeSnapshot],
         device_ids: dict[DeviceKey, int],
         workload_ids: dict[tuple[str, str], int],
-    ) -> list[tuple[int, datetime]]:
+    ) -> tuple[list[tuple[int, datetime]], bool]:
+        """COPY the batch into the staging table and move what is new into `device_samples`; returns the
+        (device_id, time) of the rows stored now, and whether that is every sample of the batch."""
+        staged: list[tuple[int, datetime]] = []
         with conn.cursor() as cur:
             with cur.copy(f"COPY staging_samples ({_COLS}) FROM STDIN (FORMAT BINARY)") as copy:
                 copy.set_types([t for _, t in SAMPLE_COLUMNS])
                 for snap in snapshots:
+                    at = snap.collected_at
                     for dev in snap.devices:
                         tp = dev.throughput
                         wid = workload_ids[(tp.workload, tp.unit)] if tp is not None else None
-                        copy.write_row(sample_row(device_ids[device_key(dev)], snap.collected_at, dev, wid))
-            cur.execute(
-                f"INSERT INTO device_samples ({_COLS}) SELECT {_COLS} FROM staging_samples "
-                "ON CONFLICT DO NOTHING RETURNING device_id, time"
-            )
-            inserted = [(int(r[0]), r[1]) for r in cur.fetchall()]
+                        device_id = device_ids[device_key(dev)]
+                        staged.append((device_id, at))
+                        copy.write_row(sample_row(device_id, at, dev, wid))
+            # the common case, nothing stored before: no row comes back; a replay takes the second statement
+            all_new = False
+            with conn.transaction() as savepoint:
+                cur.execute(
+                    f"INSERT INTO device_samples ({_COLS}) SELECT {_COLS} FROM staging_samples ON CONFLICT DO NOTHING"
+                )
+                if cur.rowcount != len(staged):
+                    raise psycopg.Rollback(savepoint)
+                all_new = True
+            inserted = staged
+            if not all_new:
+                cur.execute(
+                    f"INSERT INTO device_samples ({_COLS}) SELECT {_COLS} FROM staging_samples "
+                    "ON CONFLICT DO NOTHING RETURNING device_id, time"
+                )
+                inserted = [(int(r[0]), r[1]) for r in cur.fetchall()]
             cur.execute("TRUNCATE staging_samples")
-        return inserted
+        return inserted, all_new
 
     @staticmethod
     def _node_last_seen(conn: psycopg.Connection[Any], snapshots: Sequence[NodeSnapshot]) -> dict[str, datetime]:
@@ -274,6 +363,7 @@ class SampleSink:
 
     def _forget(self) -> None:
         self._lifecycle.forget()
+        self._alerts.forget()
         # a rolled-back transaction may have created ids we cached: start clean
         self._device_ids.clear()
         self._workload_ids.clear()
@@ -294,18 +384,23 @@ class SampleSink:
                 first[node] = s.collected_at
         sites = sorted({s.node.site_id for s in latest.values()})
         conn.execute("INSERT INTO sites (site_id) SELECT unnest(%s::text[]) ON CONFLICT DO NOTHING", (sites,))
-        conn.cursor().executemany(
+        rows = sorted(latest.items())
+        conn.execute(
             "INSERT INTO nodes (node_id, site_id, hostname, first_seen, last_seen, kafka_partition) "
-            "VALUES (%s, %s, %s, %s, %s, %s) "
+            "SELECT * FROM unnest(%s::text[], %s::text[], %s::text[], %s::timestamptz[], %s::timestamptz[], %s::int[]) "
             "ON CONFLICT (node_id) DO UPDATE SET site_id = EXCLUDED.site_id, "
             "kafka_partition = COALESCE(EXCLUDED.kafka_partition, nodes.kafka_partition), "
             "hostname = COALESCE(EXCLUDED.hostname, nodes.hostname), "
             "first_seen = LEAST(nodes.first_seen, EXCLUDED.first_seen), "
             "last_seen = GREATEST(nodes.last_seen, EXCLUDED.last_seen)",
-            [
-                (n, s.node.site_id, s.node.hostname, first[n], s.collected_at, partitions.get(n))
-                for n, s in sorted(latest.items())
-            ],
+            (
+                [n for n, _ in rows],
+                [s.node.site_id for _, s in rows],
+                [s.node.hostname for _, s in rows],
+                [first[n] for n, _ in rows],
+                [s.collected_at for _, s in rows],
+                [partitions.get(n) for n, _ in rows],
+            ),
         )
 
     def _resolve_devices(

@@ -66,6 +66,7 @@ def test_the_hourly_refresh_covers_what_the_ingest_wrote_one_refresher_at_a_time
     try:
         for snap in snaps:
             sink.write([snap])
+        sink.close_minutes()  # the node's newest minute stays open until it goes quiet: close it now
         window = sink.take_dirty()
         assert window is not None and sink.take_dirty() is None
         report = refresher.refresh_rollups(window)
