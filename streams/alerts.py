@@ -195,8 +195,11 @@ class AlertRecorder:
             if (st.ecc_last, st.ecc_rise_at) != ecc.get(i, (None, None))
         ]
         if ecc_rows:
-            conn.cursor().executemany(
-                "UPDATE devices SET ecc_last = %s, ecc_rise_at = %s WHERE device_id = %s", ecc_rows
+            conn.execute(
+                "UPDATE devices d SET ecc_last = u.last, ecc_rise_at = u.rise "
+                "FROM unnest(%s::int8[], %s::timestamptz[], %s::int[]) AS u(last, rise, device_id) "
+                "WHERE d.device_id = u.device_id",
+                ([r[0] for r in ecc_rows], [r[1] for r in ecc_rows], [r[2] for r in ecc_rows]),
             )
             ecc.update((i, (last, rise)) for last, rise, i in ecc_rows)
         return out

@@ -79,9 +79,12 @@ FROM devices d JOIN nodes n ON n.node_id = d.node_id
 WHERE d.device_id = ANY(%s)
 """
 _UPDATE_SQL = """
-UPDATE devices SET status = %s, status_since = %s, last_seen = GREATEST(last_seen, %s), node_id = %s,
-       util_state = %s, util_state_since = %s, health = %s
-WHERE device_id = %s
+UPDATE devices d SET status = u.status, status_since = u.status_since, last_seen = GREATEST(d.last_seen, u.last_seen),
+       node_id = u.node_id, util_state = u.util_state, util_state_since = u.util_state_since, health = u.health
+FROM unnest(%s::text[], %s::timestamptz[], %s::timestamptz[], %s::text[], %s::text[], %s::timestamptz[],
+            %s::int2[], %s::int[]) AS u(status, status_since, last_seen, node_id, util_state, util_state_since,
+                                         health, device_id)
+WHERE d.device_id = u.device_id
 """
 
 
@@ -333,22 +336,19 @@ class LifecycleRecorder:
             return
         for i in ids:  # read again when next needed
             self._cache.pop(i, None)
-        conn.cursor().executemany(
+        stored = [states[i] for i in ids]
+        conn.execute(
             _UPDATE_SQL,
-            [
-                (
-                    st.status,
-                    st.status_since,
-                    st.last_seen,
-                    st.node_id,
-                    st.util_state,
-                    st.util_state_since,
-                    HEALTH_CODES[st.health] if st.health else None,
-                    i,
-                )
-                for i in ids
-                for st in (states[i],)
-            ],
+            (
+                [st.status for st in stored],
+                [st.status_since for st in stored],
+                [st.last_seen for st in stored],
+                [st.node_id for st in stored],
+                [st.util_state for st in stored],
+                [st.util_state_since for st in stored],
+                [HEALTH_CODES[st.health] if st.health else None for st in stored],
+                list(ids),
+            ),
         )
 
     @staticmethod

@@ -113,7 +113,7 @@ def steady(  # noqa: PLR0917 - on the hot path, once per sample: positional on p
     building objects): `observe` on it returns no transition and no other change."""
     if at <= last_seen:
         return True
-    if at - last_seen > rules.offline_after or state.status not in ("active", "idle"):
+    if at - last_seen > rules.offline_after or state.status in ("offline", "decommissioned"):
         return False
     if node_id != state.node_id or site_id != state.site_id:
         return False
@@ -122,7 +122,13 @@ def steady(  # noqa: PLR0917 - on the hot path, once per sample: positional on p
     if util_pct is None:
         return True
     busy = util_pct > rules.busy_util_pct
-    return state.util_state == ("busy" if busy else "quiet") and state.status == ("active" if busy else "idle")
+    if state.util_state != ("busy" if busy else "quiet"):
+        return False
+    if state.status == ("active" if busy else "idle"):
+        return True
+    # commissioned or returned, or busy/quiet not yet long enough to change the status
+    since = state.util_state_since
+    return since is not None and at - since < rules.sustain
 
 
 def _after_seen(state: DeviceState, obs: Observation, rules: Rules) -> tuple[DeviceState, list[Transition]]:

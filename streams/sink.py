@@ -449,24 +449,20 @@ class SampleSink:
                 )
                 for d, s in missing.values()
             ]
-            cur = conn.cursor()
-            cur.executemany(
+            columns = list(zip(*rows, strict=True))
+            for uuid, sub, device_id, inserted in conn.execute(
                 "INSERT INTO devices (device_uuid, subdevice, vendor_id, kind, model, arch, pci_bus_id, "
-                "node_id, first_seen, last_seen) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s) "
+                "node_id, first_seen, last_seen) SELECT *, f FROM unnest(%s::text[], %s::text[], %s::text[], "
+                "%s::text[], %s::text[], %s::text[], %s::text[], %s::text[], %s::timestamptz[]) "
+                "AS u(u, sd, v, k, m, a, p, n, f) "
                 "ON CONFLICT ON CONSTRAINT devices_identity_key DO UPDATE "
                 "SET first_seen = LEAST(devices.first_seen, EXCLUDED.first_seen) "
                 "RETURNING device_uuid, subdevice, device_id, (xmax = 0) AS inserted",
-                [(*r, r[-1]) for r in rows],
-                returning=True,
-            )
-            while True:
-                row = cur.fetchone()
-                if row is not None:
-                    self._device_ids[(row[0], row[1])] = row[2]
-                    if row[3]:
-                        created.add(row[2])
-                if not cur.nextset():
-                    break
+                [list(c) for c in columns],
+            ).fetchall():
+                self._device_ids[(uuid, sub)] = device_id
+                if inserted:
+                    created.add(device_id)
         return self._device_ids, created
 
     def _resolve_workloads(
@@ -519,8 +515,9 @@ class SampleSink:
                 self._allocations[device_id] = alloc
                 changes.append((device_id, snap.collected_at, *alloc))
         if changes:
-            conn.cursor().executemany(
+            conn.execute(
                 "INSERT INTO device_allocations (device_id, since, tenant, namespace, pod, container) "
-                "VALUES (%s, %s, %s, %s, %s, %s) ON CONFLICT DO NOTHING",
-                changes,
+                "SELECT * FROM unnest(%s::int[], %s::timestamptz[], %s::text[], %s::text[], %s::text[], %s::text[]) "
+                "ON CONFLICT DO NOTHING",
+                [list(c) for c in zip(*changes, strict=True)],
             )

@@ -123,9 +123,11 @@ def append_events(
         )
         hashes.append(h)
         prev = h
-    conn.cursor().executemany(
-        "INSERT INTO deployment_events (device_id, device_uuid, event, at, node_id, site_id, details, prev_hash, hash)"
-        " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)",
-        rows,
-    )
+    # one COPY: rows take their seq in this order
+    with conn.cursor().copy(
+        "COPY deployment_events (device_id, device_uuid, event, at, node_id, site_id, details, prev_hash, hash)"
+        " FROM STDIN"
+    ) as copy:
+        for row in rows:
+            copy.write_row(row)
     return hashes

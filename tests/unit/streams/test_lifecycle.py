@@ -103,19 +103,22 @@ def test_the_steady_shortcut_agrees_with_observe_on_every_kind_of_sample() -> No
     )
     t0 = datetime(2026, 12, 1, 9, 0, tzinfo=UTC)
     statuses = ["commissioned", "active", "idle", "offline", "returned", "decommissioned"]
-    for status, util_state, health, gap, node, util, new_health in product(
+    shortcuts: set[str] = set()
+    for status, util_state, util_since, health, gap, node, util, new_health in product(
         statuses,
         ["busy", "quiet", None],
+        [timedelta(minutes=5), timedelta(seconds=5)],  # busy/quiet for longer than `sustain`, or not yet
         ["ok", "failed", None],
         [-5, 10, 61],
         ["n1", "n2"],
         [None, 1.0, 50.0],
         [None, "ok", "failed"],
     ):
-        state = DeviceState(
-            status, t0 - timedelta(minutes=5), t0, "n1", "s1", util_state, t0 - timedelta(minutes=5), health
-        )
+        state = DeviceState(status, t0 - timedelta(minutes=5), t0, "n1", "s1", util_state, t0 - util_since, health)
         obs = Observation(t0 + timedelta(seconds=gap), node, "s1", util, new_health)
         new, events = observe(state, obs, rules)
         if steady(state, t0, obs.at, node, "s1", util, new_health, rules):
             assert events == [] and new == replace(state, last_seen=max(t0, obs.at)), (state, obs)
+            shortcuts.add(status)
+    # the shortcut covers every status a device spends its working life in
+    assert {"commissioned", "active", "idle", "returned"} <= shortcuts
