@@ -18,7 +18,8 @@ from kcloud.settings import Settings
 from kcloud.topics import ALERTS, DEADLETTER, DEPLOYMENTS, TELEMETRY, TopicSpec
 from streams.ingest import IngestProcessor, RawMessage
 from streams.progress import PartitionProgress
-from streams.sink import RefreshBusyError, SampleSink, WriteResult
+from streams.refresh import RefreshBusyError, RollupRefresher
+from streams.sink import SampleSink, WriteResult
 
 __all__ = ["create_app", "run_worker"]
 
@@ -59,7 +60,7 @@ def create_app(settings: Settings) -> faust.App:
     deployments = raw_topic(DEPLOYMENTS)
     alerts_topic = raw_topic(ALERTS)
     sink = SampleSink(settings)
-    refresher = SampleSink(settings)  # hourly/daily refresh on a connection of its own
+    refresher = RollupRefresher(settings)  # hourly/daily refresh on a connection of its own
     sink_lock = asyncio.Lock()  # one database connection: the agent, the sweep and the refresh take turns
     progress = PartitionProgress(idle_after_s=2 * settings.sample_interval_s + 2 * settings.ingest_batch_seconds)
 
@@ -136,7 +137,7 @@ def create_app(settings: Settings) -> faust.App:
         async with sink_lock:
             window = sink.take_dirty()
         try:  # on its own connection: ingest goes on meanwhile
-            await asyncio.to_thread(refresher.refresh_rollups, window)
+            await asyncio.to_thread(refresher.refresh, window)
         except RefreshBusyError:  # another worker is at it: this window waits for the next tick
             async with sink_lock:
                 sink.mark_dirty(window)

@@ -7,14 +7,12 @@ import json
 import os
 import subprocess
 import sys
-import time
 import urllib.request
 from pathlib import Path
 from typing import Any
 
-from infra.errors import InfraError
-from infra.process import log_tail, stop_pid
 from kcloud.settings import ENV_PREFIX, Settings
+from kcloud.supervisor import Child, ChildSpec
 
 __all__ = ["WorkerProcess", "settings_env"]
 
@@ -30,42 +28,36 @@ def settings_env(settings: Settings) -> dict[str, str]:
 
 
 class WorkerProcess:
-    """One `kcloud streams worker` child process with its own web port and log file."""
+    """One `kcloud streams worker` child process with its own web port and log file (a supervised `Child`)."""
 
     def __init__(self, settings: Settings, log_path: Path, web_port: int | None = None) -> None:
         self.settings = settings.model_copy(update={"worker_web_port": web_port or settings.worker_web_port})
         self.log_path = log_path
-        self.proc: subprocess.Popen[bytes] | None = None
+        self.child = Child(self._spec(60.0))
+
+    def _spec(self, ready_timeout_s: float) -> ChildSpec:
+        return ChildSpec(
+            name="stream worker",
+            argv=[sys.executable, "-m", "kcloud.cli", "streams", "worker", "--loglevel", "info"],
+            env=settings_env(self.settings),
+            log_path=self.log_path,
+            ready=self._answers,
+            ready_timeout_s=ready_timeout_s,
+        )
+
+    @property
+    def proc(self) -> subprocess.Popen[bytes] | None:
+        return self.child.proc
+
+    def _answers(self) -> bool:
+        self.counters()
+        return True
 
     def start(self, timeout: float = 60.0) -> WorkerProcess:
         """Start the worker and wait until its web server answers (the app is up and consuming)."""
-        self.log_path.parent.mkdir(parents=True, exist_ok=True)
-        with self.log_path.open("ab") as out:
-            self.proc = subprocess.Popen(
-                [sys.executable, "-m", "kcloud.cli", "streams", "worker", "--loglevel", "info"],
-                env=settings_env(self.settings),
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                stdin=subprocess.DEVNULL,
-                start_new_session=True,
-            )
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise InfraError(
-                    f"stream worker exited with {self.proc.returncode} during start-up; "
-                    f"its log ({self.log_path}) ends with:\n{log_tail(self.log_path)}"
-                )
-            try:
-                self.counters()
-                return self
-            except OSError:
-                time.sleep(0.3)
-        self.stop()
-        raise InfraError(
-            f"stream worker did not come up in {timeout:.0f}s; its log ({self.log_path}) "
-            f"ends with:\n{log_tail(self.log_path)}"
-        )
+        self.child.spec = self._spec(timeout)
+        self.child.start()
+        return self
 
     def counters(self) -> dict[str, Any]:
         """The worker's ingest counters from its web server."""
@@ -76,9 +68,7 @@ class WorkerProcess:
 
     def stop(self, timeout: float = 30.0) -> None:
         """SIGTERM (clean shutdown, offsets committed), SIGKILL after `timeout`."""
-        if self.proc is not None and self.proc.poll() is None:
-            stop_pid(self.proc.pid, timeout=timeout)
-            self.proc.wait(timeout=5)
+        self.child.stop(grace_s=timeout)
 
     def kill(self) -> None:
         """SIGKILL at once, as a crash would."""

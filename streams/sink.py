@@ -17,7 +17,6 @@ from typing import Any
 import psycopg
 
 from kcloud.db.partitions import ensure_partitions_for
-from kcloud.db.rollups import RollupReport, refresh_rollups
 from kcloud.db.schema import HEALTH_CODES
 from kcloud.records import AlertMessage, Attribution, DeploymentEvent, DeviceSample, NodeSnapshot
 from kcloud.settings import Settings
@@ -25,7 +24,7 @@ from streams.alerts import AlertRecorder
 from streams.deployments import LifecycleRecorder, lock_lifecycle
 from streams.rollups import MinuteKey, MinutePlan, OpenMinutes, partition_late, update_minute_rollups
 
-__all__ = ["SAMPLE_COLUMNS", "RefreshBusyError", "SampleSink", "SweepResult", "WriteResult", "device_key", "sample_row"]
+__all__ = ["SAMPLE_COLUMNS", "SampleSink", "SweepResult", "WriteResult", "device_key", "sample_row"]
 
 log = logging.getLogger("kcloud.streams.sink")
 
@@ -49,14 +48,6 @@ SAMPLE_COLUMNS: tuple[tuple[str, str], ...] = (
 _COLS = ", ".join(c for c, _ in SAMPLE_COLUMNS)
 
 DeviceKey = tuple[str, str | None]
-#: pg_try_advisory_lock key of the hourly/daily refresh ("kcrollup")
-_REFRESH_LOCK = 0x6B63726F6C6C7570
-
-
-class RefreshBusyError(Exception):
-    """Another worker holds the rollup refresh; the window stays dirty for the next tick."""
-
-
 AllocationKey = tuple[str | None, str | None, str | None, str | None]
 
 
@@ -122,7 +113,6 @@ class SampleSink:
         self._alerts = AlertRecorder(settings)
         #: minute buckets written since the last hourly/daily refresh (None: unknown, e.g. after a start)
         self._dirty: tuple[datetime, datetime] | None = None
-        self._refreshed_once = False
         self._lateness = timedelta(seconds=settings.allowed_lateness_s)
         self._minutes = OpenMinutes(idle_after_s=2 * settings.sample_interval_s + 2 * settings.ingest_batch_seconds)
 
@@ -277,43 +267,6 @@ class SampleSink:
         if window is not None:
             lo, hi = window
             self._dirty = window if self._dirty is None else (min(lo, self._dirty[0]), max(hi, self._dirty[1]))
-
-    def refresh_rollups(self, window: tuple[datetime, datetime] | None) -> RollupReport | None:
-        """Bring the hourly and daily rollups up to date for the minute buckets of `window` (the first
-        call also catches up from the newest hourly bucket on). None when there was nothing to do.
-
-        Meant for a sink of its own (its own connection), so that ingest never waits for a refresh."""
-        try:
-            conn = self._connection()
-            if not self._refreshed_once:
-                with conn.transaction():
-                    row = conn.execute(
-                        "SELECT (SELECT max(bucket) FROM device_rollup_1h), (SELECT min(bucket) FROM device_rollup_1m),"
-                        " (SELECT max(bucket) FROM device_rollup_1m)"
-                    ).fetchone()
-                if row is not None and row[2] is not None:
-                    since = row[0] if row[0] is not None else row[1]
-                    window = (min(since, window[0]) if window else since, max(row[2], window[1]) if window else row[2])
-            if window is None:
-                self._refreshed_once = True
-                return None
-            # one worker at a time: a refresh covers every device of its window, whoever wrote the minutes
-            got = conn.execute("SELECT pg_try_advisory_lock(%s)", (_REFRESH_LOCK,)).fetchone()
-            conn.commit()
-            if not got or not got[0]:
-                raise RefreshBusyError("another worker is refreshing the rollups")
-            try:
-                # no transaction around it: on TimescaleDB the continuous-aggregate refresh must run outside one
-                report = refresh_rollups(conn, window[0], window[1] + timedelta(minutes=1))
-                conn.commit()
-            finally:
-                conn.execute("SELECT pg_advisory_unlock(%s)", (_REFRESH_LOCK,))
-                conn.commit()
-            self._refreshed_once = True
-            return report
-        except psycopg.Error:
-            self._forget()
-            raise
 
     def _insert_samples(
         self,

@@ -89,3 +89,26 @@ def panel_result(
     sql = expand(panel.sql, ctx)
     names, rows = run(conn, sql)
     return names, rows, sql
+
+
+def check_panel_in_every_window(
+    conn: psycopg.Connection[Any],
+    board: DashboardSpec,
+    panel: PanelSpec,
+    *,
+    data_start: datetime,
+    data_end: datetime,
+    timescaledb: bool,
+) -> list[str]:
+    """Run `panel` in every window of `WINDOWS`: it returns the columns it shows, and rows where its variables
+    are on All (unless the panel says why it may be empty). Returns the SQL run, for further checks."""
+    sqls: list[str] = []
+    for window in WINDOWS:
+        names, rows, sql = panel_result(
+            conn, board, panel, window, data_end=data_end, data_start=data_start, timescaledb=timescaledb
+        )
+        assert tuple(names) == panel.columns, f"{window.name}:\n{sql}"
+        if window.all_values and panel.empty_ok is None:
+            assert rows, f"{window.name}: no rows from\n{sql}"
+        sqls.append(sql)
+    return sqls

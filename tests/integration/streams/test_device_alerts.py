@@ -13,7 +13,8 @@ from collectors.simulator import SimulatedFleet
 from kcloud.db.migrate import migrate
 from kcloud.records import NodeSnapshot
 from kcloud.settings import Settings
-from streams.sink import RefreshBusyError, SampleSink
+from streams.refresh import REFRESH_LOCK, RefreshBusyError, RollupRefresher
+from streams.sink import SampleSink
 
 T0 = datetime.now(UTC).replace(second=0, microsecond=0) - timedelta(hours=1)
 
@@ -62,25 +63,25 @@ def test_hot_failed_and_ecc_rising_cards_open_and_resolve_alerts_once(test_setti
 def test_the_hourly_refresh_covers_what_the_ingest_wrote_one_refresher_at_a_time(test_settings: Settings) -> None:
     migrate(test_settings.effective_database_url, test_settings)
     snaps = _ticks()
-    sink, refresher, other = SampleSink(test_settings), SampleSink(test_settings), SampleSink(test_settings)
+    sink, refresher, other = SampleSink(test_settings), RollupRefresher(test_settings), RollupRefresher(test_settings)
     try:
         for snap in snaps:
             sink.write([snap])
         sink.close_minutes()  # the node's newest minute stays open until it goes quiet: close it now
         window = sink.take_dirty()
         assert window is not None and sink.take_dirty() is None
-        report = refresher.refresh_rollups(window)
+        report = refresher.refresh(window)
         assert report is not None
         with psycopg.connect(test_settings.effective_database_url) as conn:
             hourly = conn.execute("SELECT sum(samples) FROM device_rollup_1h").fetchone()
             minutes = conn.execute("SELECT sum(samples) FROM device_rollup_1m").fetchone()
             assert hourly == minutes and hourly is not None and hourly[0] == sum(len(s.devices) for s in snaps)
-            conn.execute("SELECT pg_advisory_lock(%s)", (0x6B63726F6C6C7570,))  # another worker refreshing
+            conn.execute("SELECT pg_advisory_lock(%s)", (REFRESH_LOCK,))  # another worker refreshing
             try:
                 with pytest.raises(RefreshBusyError):
-                    other.refresh_rollups(window)
+                    other.refresh(window)
             finally:
-                conn.execute("SELECT pg_advisory_unlock(%s)", (0x6B63726F6C6C7570,))
+                conn.execute("SELECT pg_advisory_unlock(%s)", (REFRESH_LOCK,))
     finally:
         for s in (sink, refresher, other):
             s.close()

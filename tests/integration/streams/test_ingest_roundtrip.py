@@ -11,7 +11,7 @@ from pathlib import Path
 
 import psycopg
 import pytest
-from kafka import KafkaConsumer
+from pipeline_helpers import read_topic, scalar
 
 from collectors.producer import SnapshotProducer
 from collectors.simulator import SimulatedFleet
@@ -33,17 +33,11 @@ def worker(test_settings: Settings, kafka_up: KafkaService, tmp_path: Path) -> I
     proc.stop()
 
 
-def _count(url: str, sql: str, params: tuple[object, ...] = ()) -> int:
-    with psycopg.connect(url) as conn:
-        row = conn.execute(sql, params).fetchone()
-        return int(row[0]) if row else 0
-
-
 def _wait_for(url: str, sql: str, expected: int, timeout: float = 60.0) -> int:
     deadline = time.monotonic() + timeout
     got = -1
     while time.monotonic() < deadline:
-        got = _count(url, sql)
+        got = scalar(url, sql)
         if got >= expected:
             return got
         time.sleep(0.3)
@@ -69,9 +63,9 @@ def test_snapshot_from_kafka_is_stored_once_even_when_replayed(worker: WorkerPro
     while worker.counters()["messages"] < len(snaps) + 2 and time.monotonic() < deadline:
         time.sleep(0.2)
     assert worker.counters()["messages"] == len(snaps) + 2
-    assert _count(url, "SELECT count(*) FROM device_samples") == expected
-    assert _count(url, "SELECT count(*) FROM devices") == 3 * 8
-    assert _count(url, "SELECT count(*) FROM nodes WHERE node_id LIKE 'rt-%%'") == 3
+    assert scalar(url, "SELECT count(*) FROM device_samples") == expected
+    assert scalar(url, "SELECT count(*) FROM devices") == 3 * 8
+    assert scalar(url, "SELECT count(*) FROM nodes WHERE node_id LIKE 'rt-%%'") == 3
     first = snaps[0].devices[0]
     with psycopg.connect(url) as conn:
         row = conn.execute(
@@ -109,18 +103,7 @@ def test_invalid_messages_reach_the_deadletter_topic_with_reason_and_bytes(worke
     producer.flush()
     producer.close()
 
-    consumer = KafkaConsumer(
-        settings.topic(DEADLETTER),
-        bootstrap_servers=settings.kafka_bootstrap,
-        auto_offset_reset="earliest",
-        consumer_timeout_ms=30000,
-    )
-    letters: list[DeadLetter] = []
-    for record in consumer:
-        letters.append(DeadLetter.model_validate_json(record.value))
-        if len(letters) == len(bad):
-            break
-    consumer.close()
+    letters = [DeadLetter.model_validate(m) for m in read_topic(settings, DEADLETTER, expect=len(bad))]
     assert {dl.original(): dl.reason for dl in letters} == bad
     missing_node = next(dl for dl in letters if dl.reason == "invalid_field")
     assert "node.node_id" in missing_node.detail
