@@ -21,7 +21,7 @@ import contextlib
 import sys
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -30,6 +30,7 @@ from bench.procstats import cpu_seconds
 from bench.storage import create_database, drop_database, sibling_url
 from collectors.simulator import SimulatedFleet
 from kcloud.settings import Settings, load_settings
+from streams.app import tune_gc
 from streams.ingest import RawMessage, decode_messages
 from streams.sink import SampleSink
 
@@ -54,7 +55,7 @@ class IngestBench:
     db_cpu_s: float = 0.0
     wall_s: float = 0.0
     warmup_wall_s: float = 0.0
-    phases: dict[str, float] = field(default_factory=dict)
+    rss_growth_bytes: int = 0  # resident memory added by the sink and its batches (the fleet's excluded)
 
     def per_1000(self, seconds: float) -> float:
         return 1000 * 1000 * seconds / max(1, self.samples_in)
@@ -74,7 +75,15 @@ class IngestBench:
             f"database backend CPU ms / 1,000 samples: {self.per_1000(self.db_cpu_s):.1f}",
             f"samples/s per core pair (worker + its backend): {self.samples_in / max(total, 1e-9):,.0f}; "
             f"wall rate {self.samples_in / max(self.wall_s, 1e-9):,.0f}/s",
+            f"resident memory added by the ingest (caches + a batch): {self.rss_growth_bytes / 2**20:,.0f} MiB",
         ]
+
+
+def _rss_bytes() -> int:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) * 1024
+    return 0
 
 
 def _cpu() -> float:
@@ -112,6 +121,7 @@ def run_ingest(
     total = warmup_ticks + ticks
     start = datetime.now(UTC).replace(microsecond=0) - timedelta(seconds=interval_s * (total + 2))
     retention = timedelta(days=settings.retention_days)
+    rss0 = _rss_bytes()
     sink = SampleSink(settings)
     result = IngestBench(nodes=nodes, batch=batch, ticks=ticks)
     profiler: Any = None
@@ -154,6 +164,7 @@ def run_ingest(
             if not measured:
                 say(f"  warm-up tick {seq + 1}/{warmup_ticks} ({time.perf_counter() - t_warm:.0f} s)")
         result.wall_s = time.perf_counter() - t0
+        result.rss_growth_bytes = _rss_bytes() - rss0
         if backend is not None:
             result.db_cpu_s = (cpu_seconds(backend) or 0.0) - db0
         if profiler is not None and profile is not None:
@@ -170,10 +181,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--nodes", type=int, default=2000, help="simulated nodes of 8 accelerators (default 2000)")
     parser.add_argument("--warmup-ticks", type=int, default=31, help="ticks before the measured ones (default 31)")
     parser.add_argument("--ticks", type=int, default=10, help="measured ticks (default 10)")
-    parser.add_argument("--batch", type=int, default=2000, help="snapshots per batch (default 2000)")
+    parser.add_argument("--batch", type=int, default=2000, help="snapshots per batch (default 2000, as the worker)")
     parser.add_argument("--profile", type=Path, help="write a pyinstrument profile of the measured ticks here")
     parser.add_argument("--database-url", help="a server on this machine (default: start the bench's own)")
     args = parser.parse_args(argv)
+    tune_gc()  # as `kcloud streams worker` runs
     stack = load_settings(overrides=BENCH_PG).model_copy(update={"database_url": None})
     started = None
     if args.database_url is None:

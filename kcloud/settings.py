@@ -70,7 +70,9 @@ class Settings(BaseSettings):
     worker_session_timeout_s: float = Field(
         30.0, ge=6, description="A silent worker's partitions go to the others after this many seconds."
     )
-    ingest_batch_size: int = Field(5000, ge=1, description="Most snapshots written to the database at once.")
+    ingest_batch_size: int = Field(
+        2000, ge=1, description="Most snapshots written to the database at once (a batch's objects are in memory)."
+    )
     ingest_batch_seconds: float = Field(1.0, gt=0, description="Longest wait to fill an ingest batch.")
     sample_interval_s: float = Field(10.0, gt=0, description="Nominal collector cadence, in seconds.")
     allowed_lateness_s: float = Field(

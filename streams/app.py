@@ -8,6 +8,7 @@ Delivery is at-least-once; the sink is idempotent, so each sample is stored exac
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 from typing import Any
 
@@ -21,7 +22,7 @@ from streams.progress import PartitionProgress
 from streams.refresh import RefreshBusyError, RollupRefresher
 from streams.sink import SampleSink, WriteResult
 
-__all__ = ["create_app", "run_worker"]
+__all__ = ["create_app", "run_worker", "tune_gc"]
 
 log = logging.getLogger("kcloud.streams")
 
@@ -166,6 +167,14 @@ def create_app(settings: Settings) -> faust.App:
     return app
 
 
+def tune_gc() -> None:
+    """Collect the young generation every 100,000 allocations instead of 700: a batch decodes about a hundred
+    objects per snapshot and keeps them until its commit, and with the default thresholds the collector
+    walks them (and the state the worker keeps) again and again, costing a sixth of the worker's CPU
+    (`bench.ingest`). Nothing of the pipeline relies on cycles being collected early."""
+    gc.set_threshold(100_000, 50, 100)
+
+
 def run_worker(settings: Settings, loglevel: str = "info") -> None:
     """Run one worker in the foreground until SIGTERM/SIGINT: topics ensured, migrations applied first."""
     from infra.kafka import KafkaService
@@ -175,5 +184,6 @@ def run_worker(settings: Settings, loglevel: str = "info") -> None:
     migrate(settings.effective_database_url, settings)
     KafkaService(settings).ensure_topics()
     app = create_app(settings)
+    tune_gc()
     worker = faust.Worker(app, loglevel=loglevel)
     worker.execute_from_commandline()

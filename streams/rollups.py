@@ -67,6 +67,9 @@ ON CONFLICT (device_id, bucket) DO UPDATE SET
     util_avg = EXCLUDED.util_avg, util_max = EXCLUDED.util_max, power_avg = EXCLUDED.power_avg,
     energy_j = EXCLUDED.energy_j, temp_avg = EXCLUDED.temp_avg, samples = EXCLUDED.samples,
     seconds_observed = EXCLUDED.seconds_observed
+WHERE (r.util_avg, r.util_max, r.power_avg, r.energy_j, r.temp_avg, r.samples, r.seconds_observed)
+      IS DISTINCT FROM (EXCLUDED.util_avg, EXCLUDED.util_max, EXCLUDED.power_avg, EXCLUDED.energy_j,
+                        EXCLUDED.temp_avg, EXCLUDED.samples, EXCLUDED.seconds_observed)
 """
 
 
@@ -123,7 +126,7 @@ class MinutePlan:
     (applied with `OpenMinutes.commit` once the transaction has committed)."""
 
     close: set[MinuteKey]
-    entries: dict[str, _NodeMinutes]
+    entries: dict[str, _NodeMinutes | None]  # None: forget the node (its partition went elsewhere)
     partitions: frozenset[int | None] = frozenset()
 
 
@@ -133,8 +136,9 @@ class OpenMinutes:
     def __init__(self, idle_after_s: float, clock: Callable[[], float] = time.monotonic) -> None:
         self.idle_after_s = idle_after_s
         self._clock = clock
-        self._nodes: dict[str, _NodeMinutes] = {}
+        self._nodes: dict[str, _NodeMinutes] = {}  # the nodes met since their partition was assigned
         self._covered: set[int] = set()  # partitions whose nodes' newest minutes were recomputed
+        self._to_recover: dict[int, list[str]] = {}  # partition -> nodes whose newest minute to recompute
 
     def __len__(self) -> int:
         return sum(len(devs) for entry in self._nodes.values() for devs in entry.minutes.values())
@@ -151,7 +155,7 @@ class OpenMinutes:
         newest event time before the batch, `newest` after it, `partitions` the telemetry partition."""
         now = self._clock()
         close: set[MinuteKey] = set()
-        entries: dict[str, _NodeMinutes] = {}
+        entries: dict[str, _NodeMinutes | None] = {}
         for node, node_devices in devices.items():
             old = self._nodes.get(node)
             entry = _NodeMinutes(
@@ -172,30 +176,64 @@ class OpenMinutes:
 
     def plan_sweep(self, assigned: Collection[int] | None) -> MinutePlan:
         """Close the open minutes of nodes idle for `idle_after_s` and of nodes whose partition is not in
-        `assigned` (None: close every open minute)."""
+        `assigned` (None: close every open minute); nodes of partitions gone elsewhere are forgotten, so that
+        they are met anew if their partition comes back."""
         now = self._clock()
         close: set[MinuteKey] = set()
-        entries: dict[str, _NodeMinutes] = {}
+        entries: dict[str, _NodeMinutes | None] = {}
         parts: set[int | None] = set()
         for node, entry in self._nodes.items():
-            lost = assigned is None or (entry.partition is not None and entry.partition not in assigned)
-            if entry.minutes and (lost or now - entry.touched >= self.idle_after_s):
+            lost = assigned is not None and entry.partition is not None and entry.partition not in assigned
+            if entry.minutes and (assigned is None or lost or now - entry.touched >= self.idle_after_s):
                 close.update((device_id, minute) for minute, devs in entry.minutes.items() for device_id in devs)
                 entries[node] = _NodeMinutes({}, entry.partition, entry.touched)
                 parts.add(entry.partition)
+            if lost:
+                entries[node] = None
         return MinutePlan(close, entries, frozenset(parts))
 
     def uncovered(self, assigned: Collection[int]) -> list[int]:
-        """Partitions of `assigned` whose nodes' newest minutes this sink has not recomputed yet."""
-        return sorted(set(assigned) - self._covered)
+        """Partitions of `assigned` new to this sink: the newest minute of each of their nodes is to be
+        recomputed (`queue_recovery`), the one a previous owner may have left open."""
+        return sorted(set(assigned) - self._covered - set(self._to_recover))
 
-    def covered(self, partitions: Collection[int]) -> None:
-        self._covered.update(partitions)
+    def queue_recovery(self, nodes: Mapping[int, list[str]]) -> None:
+        """The nodes of newly assigned partitions, whose newest minutes are to be recomputed."""
+        for part, names in nodes.items():
+            self._to_recover[part] = list(names)
+
+    def recovery_chunk(self, limit: int) -> list[str]:
+        """Up to `limit` queued nodes to recompute now; nodes met meanwhile need nothing (their first batch
+        reopened the minute of their previous snapshot)."""
+        chunk: list[str] = []
+        for names in self._to_recover.values():
+            names[:] = [n for n in names if n not in self._nodes]
+            chunk.extend(names[: limit - len(chunk)])
+            if len(chunk) >= limit:
+                break
+        return chunk
+
+    def recovered(self, nodes: Collection[str]) -> None:
+        """`nodes` were recomputed (the transaction committed); a partition with none left is covered."""
+        done = set(nodes)
+        for part in list(self._to_recover):
+            left = [n for n in self._to_recover[part] if n not in done]
+            if left:
+                self._to_recover[part] = left
+            else:
+                del self._to_recover[part]
+                self._covered.add(part)
 
     def commit(self, plan: MinutePlan) -> None:
         """Apply a plan whose transaction committed."""
-        self._nodes.update(plan.entries)
+        for node, entry in plan.entries.items():
+            if entry is None:
+                self._nodes.pop(node, None)
+            else:
+                self._nodes[node] = entry
 
     def forget_partitions(self, assigned: Collection[int]) -> None:
         """Partitions no longer assigned are recomputed again when they come back."""
         self._covered.intersection_update(assigned)
+        for part in [p for p in self._to_recover if p not in assigned]:
+            del self._to_recover[part]

@@ -48,6 +48,8 @@ SAMPLE_COLUMNS: tuple[tuple[str, str], ...] = (
 _COLS = ", ".join(c for c, _ in SAMPLE_COLUMNS)
 
 DeviceKey = tuple[str, str | None]
+#: most nodes whose newest minute one sweep recomputes after a partition takeover (the rest at the next sweeps)
+_RECOVER_NODES = 2000
 AllocationKey = tuple[str | None, str | None, str | None, str | None]
 
 
@@ -202,34 +204,44 @@ class SampleSink:
 
     def close_minutes(self, assigned: Collection[int] | None = None) -> int:
         """Roll up the open minutes of idle nodes and of nodes of partitions not in `assigned` (None: every open
-        minute), and the newest minute of every node of a partition newly in `assigned`. Returns the keys."""
+        minute), and, a chunk at a time, the newest minute of the nodes of partitions newly in `assigned` that
+        have not sent anything since. Returns the number of (device, minute) keys computed."""
         plan = self._minutes.plan_sweep(assigned)
-        recover = self._minutes.uncovered(assigned) if assigned is not None else []
-        if not plan.close and not recover:
-            return 0
         try:
             conn = self._connection()
+            if assigned is not None and (new := self._minutes.uncovered(assigned)):
+                nodes: dict[int, list[str]] = {p: [] for p in new}
+                for node, part in conn.execute(
+                    "SELECT node_id, kafka_partition FROM nodes WHERE kafka_partition = ANY(%s) ORDER BY node_id",
+                    (new,),
+                ).fetchall():
+                    nodes[part].append(node)
+                conn.commit()
+                self._minutes.queue_recovery(nodes)
+            chunk = self._minutes.recovery_chunk(_RECOVER_NODES) if assigned is not None else []
             keys = set(plan.close)
-            with conn.transaction():
-                parts = set(plan.partitions) | set(recover)
-                lock_lifecycle(conn, None if assigned is None or None in parts else {p for p in parts if p is not None})
-                if recover:
-                    keys.update(
-                        (r[0], r[1])
-                        for r in conn.execute(
-                            "SELECT d.device_id, date_trunc('minute', n.last_seen) FROM devices d "
-                            "JOIN nodes n ON n.node_id = d.node_id WHERE n.kafka_partition = ANY(%s)",
-                            (recover,),
+            if keys or chunk:
+                with conn.transaction():
+                    parts = set(plan.partitions) | (set(assigned) if chunk and assigned is not None else set())
+                    whole = assigned is None or None in parts
+                    lock_lifecycle(conn, None if whole else {p for p in parts if p is not None})
+                    if chunk:
+                        keys.update(
+                            (r[0], r[1])
+                            for r in conn.execute(
+                                "SELECT d.device_id, date_trunc('minute', n.last_seen) FROM devices d "
+                                "JOIN nodes n ON n.node_id = d.node_id WHERE n.node_id = ANY(%s)",
+                                (chunk,),
+                            )
                         )
-                    )
-                update_minute_rollups(conn, keys, self.settings.sample_interval_s)
+                    update_minute_rollups(conn, keys, self.settings.sample_interval_s)
         except psycopg.Error:
             self._forget()
             raise
         self._minutes.commit(plan)
         if assigned is not None:
+            self._minutes.recovered(chunk)
             self._minutes.forget_partitions(assigned)
-            self._minutes.covered(recover)
         self._mark_closed(keys)
         return len(keys)
 

@@ -72,10 +72,25 @@ def test_a_plan_not_committed_leaves_the_open_minutes_as_they_were() -> None:
     assert again.close == {(1, M0)}
 
 
-def test_partitions_are_recomputed_when_newly_assigned_and_again_after_coming_back() -> None:
-    minutes = OpenMinutes(idle_after_s=30)
-    assert minutes.uncovered([0, 1]) == [0, 1]
-    minutes.covered([0, 1])
-    assert minutes.uncovered([0, 1, 2]) == [2]
-    minutes.forget_partitions([1, 2])  # partition 0 went elsewhere
-    assert minutes.uncovered([0, 1]) == [0]
+def test_newly_assigned_partitions_recompute_their_nodes_a_chunk_at_a_time_skipping_nodes_met() -> None:
+    minutes = OpenMinutes(idle_after_s=30, clock=Clock())
+    assert minutes.uncovered([1, 2]) == [1, 2]
+    minutes.queue_recovery({1: ["a", "b", "c"], 2: []})
+    assert minutes.uncovered([1, 2]) == []  # queued
+    _batch(minutes, "b", M0, (7,))  # b sends: its first batch takes care of it
+    assert minutes.recovery_chunk(limit=1) == ["a"]
+    minutes.recovered(["a"])
+    assert minutes.recovery_chunk(limit=5) == ["c"]
+    minutes.recovered(["c"])
+    assert minutes.recovery_chunk(limit=5) == [] and minutes.uncovered([1, 2, 3]) == [3]
+    minutes.forget_partitions([2, 3])  # partition 1 went elsewhere: recomputed again when it comes back
+    assert minutes.uncovered([1, 2, 3]) == [1, 3]
+
+
+def test_a_node_of_a_partition_gone_elsewhere_is_met_anew_when_it_comes_back() -> None:
+    minutes = OpenMinutes(idle_after_s=30, clock=Clock())
+    _batch(minutes, "n1", M0 + 50 * SEC, (1,))  # partition 2
+    minutes.commit(minutes.plan_sweep(assigned=[0]))  # partition 2 lost: its open minute closed, the node forgotten
+    # back on this worker after another one stored 05:01:20: the minute of that snapshot is reopened
+    closed = _batch(minutes, "n1", M0 + 150 * SEC, (1,), previous=M0 + 80 * SEC)
+    assert closed == {(1, M0 + 60 * SEC)}
