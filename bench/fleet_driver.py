@@ -4,10 +4,13 @@ its own so that its CPU time is measured apart from everything else.
 Run as `python -m bench.fleet_driver` with the settings in `KCLOUD_*` variables (`streams.launcher.settings_env`),
 it builds the fleet, connects, prints one `{"ready": true, "start": T}` line, then from T on sends every tick
 through `collectors.producer.SnapshotProducer` (the agents' producer: idempotent, acks=all, compressed, batched)
-for `--run-for` seconds. With `--commission` it first sends one tick of the whole fleet at once, prints
-`{"commission": samples}` and waits for `go` on stdin: the benchmark lets that first sight of every device be
-stored before it times anything. A real fleet's nodes do not tick in step: each tick is sent in `--slices` slices spread
-over the interval, each slice stamped with the wall time it is sent at (`collected_at` = now, as an agent does). After
+for `--run-for` seconds (or until its stdin closes: the benchmark is gone). With `--commission` it first sends
+one tick of the whole fleet at once (every device seen for the first time), stamped one interval before the
+instant `--commission-lead` seconds ahead at which the timed ticks begin, and prints `{"commission": samples}`:
+the benchmark lets that first sight of every device be stored before it times anything, and in event time the
+fleet appears and ticks on without a pause (a pause longer than the offline threshold would take every device
+offline and back). A real fleet's nodes do not tick in step: each tick is sent in `--slices` slices spread over
+the interval, each slice stamped with the wall time it is sent at (`collected_at` = now, as an agent does). After
 each slice it prints a JSON line with its running totals; at the end it flushes and prints `{"done": ...}`.
 
 `FleetDriver` starts that process from the benchmark and keeps its latest totals.
@@ -64,6 +67,7 @@ class FleetDriver:
         seed: int = 1,
         slices: int = 20,
         commission: bool = False,
+        commission_lead_s: float = 0.0,
     ) -> None:
         self.settings = settings
         self.args = [
@@ -72,7 +76,7 @@ class FleetDriver:
             f"--interval={interval_s}",
             f"--slices={slices}",
             f"--run-for={run_for_s}",
-            *(["--commission"] if commission else []),
+            *([f"--commission-lead={commission_lead_s}", "--commission"] if commission else []),
         ]
         self.proc: subprocess.Popen[str] | None = None
         self.totals = DriverTotals()
@@ -138,12 +142,6 @@ class FleetDriver:
         """With `commission`: wait until the commissioning tick is on Kafka; returns its device samples."""
         self._wait(self.commissioned, timeout, "sent the commissioning tick")
         return self.commission_samples
-
-    def go(self) -> None:
-        """With `commission`: start the timed run."""
-        assert self.proc is not None and self.proc.stdin is not None
-        self.proc.stdin.write("go\n")
-        self.proc.stdin.close()
 
     def _wait(self, event: threading.Event, timeout: float, what: str) -> None:
         deadline = time.monotonic() + timeout
@@ -216,16 +214,24 @@ def _run(args: argparse.Namespace) -> int:
             print(f"fleet driver: no broker answers on {settings.kafka_bootstrap}", file=sys.stderr)
             return 1
         time.sleep(0.05)
+    stopped = threading.Event()
+
+    def read_stop() -> None:
+        for _ in sys.stdin:
+            pass
+        stopped.set()
+
+    threading.Thread(target=read_stop, name="stop-reader", daemon=True).start()
     seq = 0
-    if args.commission:  # one tick at once, stored before the timed run: every device is seen for the first time
-        records = fleet.tick_bytes(datetime.now(UTC), seq)
+    start = time.time() + 0.2
+    if args.commission:  # one tick at once: every device is seen for the first time
+        start = time.time() + args.commission_lead
+        records = fleet.tick_bytes(datetime.fromtimestamp(start - interval, UTC), seq)
         producer.send_records(records)
         producer.flush(timeout=600)
         _emit(commission=len(records) * fleet.devices_per_node)
         seq += 1
-        if sys.stdin.readline().strip() != "go":
-            return 0
-    start = time.time() + 0.2
+        stopped.wait(max(0.0, start - 0.2 - time.time()))
     stop = start + run_for
     _emit(ready=True, start=start)
     slices = max(1, min(slices, nodes))
@@ -236,11 +242,11 @@ def _run(args: argparse.Namespace) -> int:
     while True:
         for k, (lo, hi) in enumerate(bounds):
             due = start + (seq - first) * interval + k * interval / slices
-            if due >= stop:
+            if due >= stop or stopped.is_set():
                 break
             wait = due - time.time()
             if wait > 0:
-                time.sleep(wait)
+                stopped.wait(wait)
             else:
                 behind = max(behind, -wait)
             at = datetime.now(UTC)
@@ -266,7 +272,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--slices", type=int, default=20)
     parser.add_argument("--run-for", type=float, required=True, help="seconds to send for, from the first tick")
     parser.add_argument(
-        "--commission", action="store_true", help="first send one tick at once, then wait for `go` on stdin"
+        "--commission", action="store_true", help="first send one tick at once, stamped just before the timed ticks"
+    )
+    parser.add_argument(
+        "--commission-lead", type=float, default=0.0, help="seconds from the commissioning tick to the timed ticks"
     )
     args = parser.parse_args(argv)
     return _run(args)
