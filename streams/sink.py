@@ -161,11 +161,12 @@ class SampleSink:
                 inserted, all_new = self._insert_samples(conn, snapshots, device_ids, workload_ids)
                 plan, late = self._plan_minutes(snapshots, device_ids, inserted, node_last_seen, node_partitions or {})
                 update_minute_rollups(conn, plan.close, self.settings.sample_interval_s)
+                fresh = None if all_new else set(inserted)
+                alerts = self._alerts.apply(conn, snapshots, device_ids, fresh, node_last_seen)
+                # last: its ledger append holds the ledger's lock, which every worker needs, until the commit
                 events = self._lifecycle.apply(
                     conn, snapshots, device_ids, new_devices, node_last_seen, partitions=parts, locked=True
                 )
-                fresh = None if all_new else set(inserted)
-                alerts = self._alerts.apply(conn, snapshots, device_ids, fresh, node_last_seen)
             self._minutes.commit(plan)
             self._mark_closed(plan.close)
             return WriteResult(len(inserted), late, events, alerts)
