@@ -57,9 +57,8 @@ def create_app(settings: Settings) -> faust.App:
         )
 
     telemetry = raw_topic(TELEMETRY)
-    deadletter = raw_topic(DEADLETTER)
-    deployments = raw_topic(DEPLOYMENTS)
-    alerts_topic = raw_topic(ALERTS)
+    for spec in (DEADLETTER, DEPLOYMENTS, ALERTS):  # declared, so that the app knows every topic it writes
+        raw_topic(spec)
     sink = SampleSink(settings)
     refresher = RollupRefresher(settings)  # hourly/daily refresh on a connection of its own
     sink_lock = asyncio.Lock()  # one database connection: the agent, the sweep and the refresh take turns
@@ -69,24 +68,22 @@ def create_app(settings: Settings) -> faust.App:
         async with sink_lock:
             return await asyncio.to_thread(sink.write, snapshots, partitions)
 
-    async def publish_alerts(alerts: list[AlertMessage]) -> None:
-        futures = [await alerts_topic.send(key=a.node_id.encode(), value=a.model_dump_json().encode()) for a in alerts]
+    async def produce(spec: TopicSpec, records: list[tuple[bytes, bytes]]) -> None:
+        """Send `records` (key, value) and wait until the broker has every one (before the batch is acked).
+        Straight to the app's producer: a `Topic.send` per record costs some hundred microseconds more."""
+        name = settings.topic(spec)
+        futures = [await app.producer.send(name, key, value, None, None, None) for key, value in records]
         for fut in futures:
             await fut
+
+    async def publish_alerts(alerts: list[AlertMessage]) -> None:
+        await produce(ALERTS, [(a.node_id.encode(), a.model_dump_json().encode()) for a in alerts])
 
     async def publish_events(events: list[DeploymentEvent]) -> None:
-        futures = [
-            await deployments.send(key=ev.node_id.encode(), value=ev.model_dump_json().encode()) for ev in events
-        ]
-        for fut in futures:
-            await fut
+        await produce(DEPLOYMENTS, [(ev.node_id.encode(), ev.model_dump_json().encode()) for ev in events])
 
     async def publish(letters: list[DeadLetter]) -> None:
-        futures = [
-            await deadletter.send(key=(dl.key or "").encode(), value=dl.model_dump_json().encode()) for dl in letters
-        ]
-        for fut in futures:
-            await fut  # the broker has the dead letter before the batch is acked
+        await produce(DEADLETTER, [((dl.key or "").encode(), dl.model_dump_json().encode()) for dl in letters])
 
     processor = IngestProcessor(
         write, publish, publish_events, publish_alerts, retention_days=settings.retention_days, progress=progress
