@@ -24,14 +24,14 @@ not reset, else power integrated over the observed seconds.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Collection, Iterable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
 import psycopg
 
-__all__ = ["MINUTE", "MinuteKey", "MinutePlan", "OpenMinutes", "minute_of", "partition_late", "update_minute_rollups"]
+__all__ = ["MINUTE", "MinuteKey", "MinutePlan", "OpenMinutes", "is_late", "minute_of", "update_minute_rollups"]
 
 MinuteKey = tuple[int, datetime]
 
@@ -78,28 +78,11 @@ def minute_of(at: datetime) -> datetime:
     return at.replace(second=0, microsecond=0)
 
 
-def partition_late(
-    rows: Iterable[tuple[int, datetime]], watermarks: Mapping[int, datetime], lateness: timedelta
-) -> tuple[set[tuple[int, datetime]], int]:
-    """The (device_id, minute) keys to recompute, and how many rows came too late to count.
-
-    `watermarks` maps a device to the newest event time already stored for its node before this batch (a
-    node's snapshots arrive in order on one partition, so this is the same however many workers share
-    the partitions); a device without one is never late.
-    """
-    keys: set[tuple[int, datetime]] = set()
-    late = 0
-    minutes: dict[datetime, datetime] = {}  # a batch holds few distinct instants
-    for device_id, at in rows:
-        minute = minutes.get(at)
-        if minute is None:
-            minute = minutes[at] = minute_of(at)
-        watermark = watermarks.get(device_id)
-        if watermark is not None and minute + MINUTE + lateness < watermark:
-            late += 1
-        else:
-            keys.add((device_id, minute))
-    return keys, late
+def is_late(minute: datetime, watermark: datetime | None, lateness: timedelta) -> bool:
+    """Whether samples of `minute` come too late to count: the minute closed more than `lateness` before
+    `watermark`, the newest event time already stored for their node (a node's snapshots arrive in order on
+    one partition, so this is the same however many workers share the partitions; None: never late)."""
+    return watermark is not None and minute + MINUTE + lateness < watermark
 
 
 def update_minute_rollups(conn: psycopg.Connection[Any], keys: set[tuple[int, datetime]], interval_s: float) -> int:
@@ -145,14 +128,15 @@ class OpenMinutes:
 
     def plan_batch(
         self,
-        keys: Mapping[str, Iterable[MinuteKey]],
+        stored: Mapping[str, Mapping[datetime, Collection[int]]],
         devices: Mapping[str, Collection[int]],
         previous: Mapping[str, datetime],
         newest: Mapping[str, datetime],
         partitions: Mapping[str, int],
     ) -> MinutePlan:
-        """The plan for a batch. Per node: `keys` newly stored (not late), `devices` in the batch, `previous`
-        newest event time before the batch, `newest` after it, `partitions` the telemetry partition."""
+        """The plan for a batch. Per node: `stored` the devices newly stored (not late) per minute, `devices` in
+        the batch, `previous` newest event time before the batch, `newest` after it, `partitions` the
+        telemetry partition."""
         now = self._clock()
         close: set[MinuteKey] = set()
         entries: dict[str, _NodeMinutes | None] = {}
@@ -166,8 +150,8 @@ class OpenMinutes:
             if old is None and (prev := previous.get(node)) is not None:
                 # first meeting since this sink started: the previous owner may have left this minute open
                 entry.minutes.setdefault(minute_of(prev), set()).update(node_devices)
-            for device_id, minute in keys.get(node, ()):
-                entry.minutes.setdefault(minute, set()).add(device_id)
+            for minute, ids in stored.get(node, {}).items():
+                entry.minutes.setdefault(minute, set()).update(ids)
             horizon = minute_of(newest[node])
             for minute in [m for m in entry.minutes if m < horizon]:
                 close.update((device_id, minute) for device_id in entry.minutes.pop(minute))

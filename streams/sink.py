@@ -22,7 +22,7 @@ from kcloud.records import AlertMessage, Attribution, DeploymentEvent, DeviceSam
 from kcloud.settings import Settings
 from streams.alerts import AlertRecorder
 from streams.deployments import LifecycleRecorder, lock_lifecycle
-from streams.rollups import MinuteKey, MinutePlan, OpenMinutes, partition_late, update_minute_rollups
+from streams.rollups import MinuteKey, MinutePlan, OpenMinutes, is_late, minute_of, update_minute_rollups
 
 __all__ = ["SAMPLE_COLUMNS", "SampleSink", "SweepResult", "WriteResult", "device_key", "sample_row"]
 
@@ -159,9 +159,9 @@ class SampleSink:
                 workload_ids = self._resolve_workloads(conn, snapshots)
                 self._record_allocations(conn, snapshots, device_ids)
                 inserted, all_new = self._insert_samples(conn, snapshots, device_ids, workload_ids)
-                plan, late = self._plan_minutes(snapshots, device_ids, inserted, node_last_seen, node_partitions or {})
-                update_minute_rollups(conn, plan.close, self.settings.sample_interval_s)
                 fresh = None if all_new else set(inserted)
+                plan, late = self._plan_minutes(snapshots, device_ids, fresh, node_last_seen, node_partitions or {})
+                update_minute_rollups(conn, plan.close, self.settings.sample_interval_s)
                 alerts = self._alerts.apply(conn, snapshots, device_ids, fresh, node_last_seen)
                 # last: its ledger append holds the ledger's lock, which every worker needs, until the commit
                 events = self._lifecycle.apply(
@@ -178,26 +178,33 @@ class SampleSink:
         self,
         snapshots: Sequence[NodeSnapshot],
         device_ids: dict[DeviceKey, int],
-        inserted: Sequence[tuple[int, datetime]],
+        fresh: set[tuple[int, datetime]] | None,
         node_last_seen: dict[str, datetime],
         node_partitions: dict[str, int],
     ) -> tuple[MinutePlan, int]:
-        node_of: dict[int, str] = {}
+        """The open-minutes plan of a batch and how many samples came too late; `fresh` is the (device_id, time)
+        of the rows stored now (None: every sample of the batch)."""
         devices: dict[str, set[int]] = {}
         newest: dict[str, datetime] = {}
+        stored: dict[str, dict[datetime, set[int]]] = {}
+        minutes: dict[datetime, datetime] = {}  # a batch holds few distinct instants
+        late = 0
         for snap in snapshots:
-            node = snap.node.node_id
+            node, at = snap.node.node_id, snap.collected_at
             ids = [device_ids[device_key(d)] for d in snap.devices]
             devices.setdefault(node, set()).update(ids)
-            node_of.update(dict.fromkeys(ids, node))
             prev = newest.get(node) or node_last_seen.get(node)
-            newest[node] = snap.collected_at if prev is None or snap.collected_at > prev else prev
-        watermarks = {d: seen for d, node in node_of.items() if (seen := node_last_seen.get(node)) is not None}
-        keys, late = partition_late(inserted, watermarks, self._lateness)
-        by_node: dict[str, list[MinuteKey]] = {}
-        for key in keys:
-            by_node.setdefault(node_of[key[0]], []).append(key)
-        return self._minutes.plan_batch(by_node, devices, node_last_seen, newest, node_partitions), late
+            newest[node] = at if prev is None or at > prev else prev
+            if fresh is not None:
+                ids = [i for i in ids if (i, at) in fresh]
+            minute = minutes.get(at)
+            if minute is None:
+                minute = minutes[at] = minute_of(at)
+            if is_late(minute, node_last_seen.get(node), self._lateness):
+                late += len(ids)
+            elif ids:
+                stored.setdefault(node, {}).setdefault(minute, set()).update(ids)
+        return self._minutes.plan_batch(stored, devices, node_last_seen, newest, node_partitions), late
 
     def _mark_closed(self, keys: Collection[MinuteKey]) -> None:
         if keys:

@@ -64,8 +64,9 @@ def test_snapshot_from_kafka_is_stored_once_even_when_replayed(worker: WorkerPro
         time.sleep(0.2)
     assert worker.counters()["messages"] == len(snaps) + 2
     assert scalar(url, "SELECT count(*) FROM device_samples") == expected
-    assert scalar(url, "SELECT count(*) FROM devices") == 3 * 8
-    assert scalar(url, "SELECT count(*) FROM nodes WHERE node_id LIKE 'rt-%%'") == 3
+    # a simulated node may be in an offline spell: count what the fleet sent
+    assert scalar(url, "SELECT count(*) FROM devices") == len({d.device_uuid for s in snaps for d in s.devices})
+    assert scalar(url, "SELECT count(*) FROM nodes WHERE node_id LIKE 'rt-%%'") == len({s.node.node_id for s in snaps})
     first = snaps[0].devices[0]
     with psycopg.connect(url) as conn:
         row = conn.execute(

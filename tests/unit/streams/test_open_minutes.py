@@ -22,10 +22,10 @@ class Clock:
 def _batch(
     minutes: OpenMinutes, node: str, at: datetime, devices: tuple[int, ...], previous: datetime | None = None
 ) -> set[tuple[int, datetime]]:
-    keys = {node: [(d, at.replace(second=0)) for d in devices]}
+    stored = {node: {at.replace(second=0): set(devices)}}
     prev = {node: previous} if previous is not None else {}
     newest = {node: max(at, previous) if previous is not None else at}
-    plan = minutes.plan_batch(keys, {node: devices}, prev, newest, {node: 2})
+    plan = minutes.plan_batch(stored, {node: devices}, prev, newest, {node: 2})
     minutes.commit(plan)
     return plan.close
 
@@ -65,10 +65,10 @@ def test_the_sweep_closes_quiet_nodes_and_nodes_of_partitions_gone_elsewhere() -
 def test_a_plan_not_committed_leaves_the_open_minutes_as_they_were() -> None:
     minutes = OpenMinutes(idle_after_s=30, clock=Clock())
     _batch(minutes, "n1", M0, (1,))
-    plan = minutes.plan_batch({"n1": [(1, M0 + 60 * SEC)]}, {"n1": (1,)}, {"n1": M0}, {"n1": M0 + 60 * SEC}, {})
+    plan = minutes.plan_batch({"n1": {M0 + 60 * SEC: {1}}}, {"n1": (1,)}, {"n1": M0}, {"n1": M0 + 60 * SEC}, {})
     assert plan.close == {(1, M0)}
     # the transaction rolled back: the retry of the same batch closes the same minute
-    again = minutes.plan_batch({"n1": [(1, M0 + 60 * SEC)]}, {"n1": (1,)}, {"n1": M0}, {"n1": M0 + 60 * SEC}, {})
+    again = minutes.plan_batch({"n1": {M0 + 60 * SEC: {1}}}, {"n1": (1,)}, {"n1": M0}, {"n1": M0 + 60 * SEC}, {})
     assert again.close == {(1, M0)}
 
 
