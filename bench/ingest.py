@@ -3,13 +3,14 @@
 The simulated fleet's wire bytes are fed, tick after tick, through exactly what a worker runs on each batch
 (`streams.ingest.decode_messages`, then `SampleSink.write`, and `SampleSink.sweep` every three ticks as the
 worker's silence timer does at a 10 s cadence) into a fresh database. Ticks are in event time (no waiting), so a
-long steady state is quick to reach: the first tick commissions every device, the warm-up ticks carry the fleet
-past `active_sustain_s` (devices settle in `active`/`idle`), and only the measured ticks count. Reported, per
+steady state is quick to reach: the first tick commissions every device, the other warm-up ticks settle the
+state the worker keeps, and only the measured ticks count. Reported, per
 1,000 device samples: the worker's CPU split into decode and write, the CPU of the database backend serving the
 worker (read from /proc: the server must run on this machine), and the samples/s one worker stores when it has a
 core to itself (samples / (worker CPU + database CPU)).
 
 Usage:
+    python -m bench.ingest                     # = --nodes 21000 --warmup-ticks 2 --ticks 6; about 3 minutes
     python -m bench.ingest --nodes 2000 --warmup-ticks 31 --ticks 10 --profile ingest-profile.txt
     python -m bench.ingest --database-url postgresql://kcloud@127.0.0.1:54329/kcloud  # an existing server
 """
@@ -178,9 +179,11 @@ def run_ingest(
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.ingest", description=(__doc__ or "").split("\n\n")[0])
-    parser.add_argument("--nodes", type=int, default=2000, help="simulated nodes of 8 accelerators (default 2000)")
-    parser.add_argument("--warmup-ticks", type=int, default=31, help="ticks before the measured ones (default 31)")
-    parser.add_argument("--ticks", type=int, default=10, help="measured ticks (default 10)")
+    parser.add_argument(
+        "--nodes", type=int, default=21_000, help="simulated nodes of 8 accelerators (default 21000: half of 42,000)"
+    )
+    parser.add_argument("--warmup-ticks", type=int, default=2, help="ticks before the measured ones (default 2)")
+    parser.add_argument("--ticks", type=int, default=6, help="measured ticks (default 6)")
     parser.add_argument("--batch", type=int, default=2000, help="snapshots per batch (default 2000, as the worker)")
     parser.add_argument("--profile", type=Path, help="write a pyinstrument profile of the measured ticks here")
     parser.add_argument("--database-url", help="a server on this machine (default: start the bench's own)")
