@@ -10,6 +10,7 @@ reached) is one message on stderr and exit status 1; `verify` exits 1 naming the
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any
@@ -130,68 +131,57 @@ def _run(
     )
 
 
-@app.command("evidence")
-def evidence(  # noqa: PLR0917 (typer takes each option as a parameter)
-    ctx: typer.Context,
-    start: _From,
-    end: _To,
-    out: _Out,
-    vendor: _Vendor = None,
-    site: _Site = None,
-    programme: _Programme = None,
-    granularity: _Gran = "month",
-    lang: _Lang = "en",
-    fmt: _Format = None,
-    generated_at: _GeneratedAt = None,
-) -> None:
-    """Inventory, availability, utilization, service, energy and efficiency (beside the same site's GPUs),
-    telemetry completeness and provenance, per vendor and site."""
-    _run(
-        ctx,
+def _report_command(kind: str, doc: str) -> Callable[..., None]:
+    """The command that writes a `kind` report: the same options for every kind (typer reads them from the
+    signature)."""
+
+    def command(  # noqa: PLR0917 (typer takes each option as a parameter)
+        ctx: typer.Context,
+        start: _From,
+        end: _To,
+        out: _Out,
+        vendor: _Vendor = None,
+        site: _Site = None,
+        programme: _Programme = None,
+        granularity: _Gran = "month",
+        lang: _Lang = "en",
+        fmt: _Format = None,
+        generated_at: _GeneratedAt = None,
+    ) -> None:
+        _run(
+            ctx,
+            kind,
+            vendor=vendor,
+            site=site,
+            programme=programme,
+            start=start,
+            end=end,
+            granularity=granularity,
+            lang=lang,
+            fmt=fmt,
+            out=out,
+            generated_at=generated_at,
+        )
+
+    command.__doc__ = doc
+    command.__name__ = kind
+    return command
+
+
+app.command("evidence")(
+    _report_command(
         "evidence",
-        vendor=vendor,
-        site=site,
-        programme=programme,
-        start=start,
-        end=end,
-        granularity=granularity,
-        lang=lang,
-        fmt=fmt,
-        out=out,
-        generated_at=generated_at,
+        """Inventory, availability, utilization, service, energy and efficiency (beside the same site's GPUs),
+    telemetry completeness and provenance, per vendor and site.""",
     )
-
-
-@app.command("allocation")
-def allocation(  # noqa: PLR0917 (typer takes each option as a parameter)
-    ctx: typer.Context,
-    start: _From,
-    end: _To,
-    out: _Out,
-    vendor: _Vendor = None,
-    site: _Site = None,
-    programme: _Programme = None,
-    granularity: _Gran = "month",
-    lang: _Lang = "en",
-    fmt: _Format = None,
-    generated_at: _GeneratedAt = None,
-) -> None:
-    """Per organisation: allocated vs busy card-hours, idle allocations, workload mix, and a ranked list of
-    allocations that could be returned to the pool."""
-    _run(
-        ctx,
+)
+app.command("allocation")(
+    _report_command(
         "allocation",
-        vendor=vendor,
-        site=site,
-        programme=programme,
-        start=start,
-        end=end,
-        granularity=granularity,
-        lang=lang,
-        fmt=fmt,
-        out=out,
-        generated_at=generated_at,
+        """Per organisation: allocated vs busy card-hours, idle allocations, workload mix, and a ranked list of
+    allocations that could be returned to the pool.""",
     )
+)
 
 
 @app.command("verify")
