@@ -3,7 +3,9 @@
 `AlertRecorder.apply` evaluates only the samples a batch newly stored (a replay re-evaluates nothing),
 in event order per device, and the gap since each node's previous snapshot; `sweep` opens `node_silent`
 for nodes of the worker's own partitions that fell silent. Rows go to `alerts` (one open row per
-fingerprint); the returned messages are published on `kcloud.alerts.v1` after the commit.
+fingerprint); the returned messages are published on `kcloud.alerts.v1` after the commit. The open
+alerts and ECC counters of the devices and nodes it has met are kept in memory between batches (read
+once; dropped when another writer has been at their partitions, see `streams.deployments.lock_lifecycle`).
 """
 
 from __future__ import annotations

@@ -1,15 +1,18 @@
 """Deployments: the database half of the device lifecycle (`streams.lifecycle` is the pure half).
 
-Inside the ingest's transaction, after the samples are stored, `LifecycleRecorder.apply` reads the
-lifecycle state of the batch's devices, applies the new samples in event-time order, writes back only
-the devices whose state changed, and appends each transition to the hash-chained `deployment_events`
-ledger. State and ledger commit together with the samples, so a crash or a replay neither skips nor
-doubles a transition. `sweep` does the silence checks (offline, decommissioned) on a timer, and
-`decommission` records an operator's explicit decommissioning. The returned events are published on
-`kcloud.deployments.v1` after the commit.
+Inside the ingest's transaction, after the samples are stored, `LifecycleRecorder.apply` takes the
+lifecycle state of the batch's devices (from memory: the rows as stored, read from `devices` the first
+time and again whenever another writer has been at their partition), applies the new samples in
+event-time order, writes back only the devices whose state changed, and appends each transition to the
+hash-chained `deployment_events` ledger. State and ledger commit together with the samples, so a crash
+or a replay neither skips nor doubles a transition. `sweep` does the silence checks (offline,
+decommissioned) on a timer, and `decommission` records an operator's explicit decommissioning. The
+returned events are published on `kcloud.deployments.v1` after the commit.
 
 Lifecycle work takes transaction-level advisory locks per telemetry partition (`lock_lifecycle`), so
-several workers (and their sweeps) never interleave on the same devices and never wait for each other.
+several workers (and their sweeps) never interleave on the same devices and never wait for each other;
+under those locks each writer records itself in `lifecycle_writers`, which is how a worker learns that
+what it holds in memory is stale.
 """
 
 from __future__ import annotations

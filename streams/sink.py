@@ -1,9 +1,11 @@
 """The database sink of the ingest: node snapshots → `sites`, `nodes`, `devices` and `device_samples`.
 
-One batch is one transaction: topology upserts, partitions ensured (plain PostgreSQL), a binary COPY
-into a temporary staging table and `INSERT … ON CONFLICT DO NOTHING` into `device_samples`. A replayed
-or duplicated message therefore changes nothing, and a batch is either stored whole or not at all.
-Synchronous psycopg, called from the worker through `asyncio.to_thread`.
+One batch is one transaction: the partitions' lifecycle locks first, topology upserts, a binary COPY
+into a temporary staging table and `INSERT … ON CONFLICT DO NOTHING` into `device_samples`, the minute
+rollups of the minutes the batch closes (`streams.rollups`), the alerts (`streams.alerts`), and last the
+lifecycle and its ledger rows (`streams.deployments`). A replayed or duplicated message therefore changes
+nothing, and a batch is either stored whole or not at all. (Daily partitions are ensured before, in a
+transaction of their own.) Synchronous psycopg, called from the worker through `asyncio.to_thread`.
 """
 
 from __future__ import annotations
@@ -469,7 +471,8 @@ class SampleSink:
     ) -> None:
         """Append a device_allocations row whenever a device's attribution differs from its last one."""
         ordered = sorted(snapshots, key=lambda s: s.collected_at)
-        unknown = {device_ids[device_key(d)] for s in ordered for d in s.devices} - set(self._allocations)
+        known = self._allocations
+        unknown = {i for s in ordered for d in s.devices if (i := device_ids[device_key(d)]) not in known}
         if unknown:
             for device_id, *alloc in conn.execute(
                 "SELECT DISTINCT ON (device_id) device_id, tenant, namespace, pod, container "
