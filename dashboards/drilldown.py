@@ -4,7 +4,7 @@ utilization, power, temperature, memory and throughput per device, lifecycle eve
 from __future__ import annotations
 
 from dashboards.spec import DashboardSpec, PanelSpec, Threshold
-from dashboards.sqlparts import ROLLUP_CTE, SILENT_AFTER_S, TEMP_ALERT_C, var_in
+from dashboards.sqlparts import SILENT_AFTER_S, TEMP_ALERT_C, rollup_series, var_in
 from dashboards.variables import DEVICE, NODE_ONE, SITE
 
 __all__ = ["DRILLDOWN"]
@@ -75,12 +75,7 @@ def _rollup_series(
     return PanelSpec(
         title=title,
         description=description,
-        sql=f"""WITH {ROLLUP_CTE}
-SELECT $__timeGroupAlias(r.bucket, $__interval), d.device_uuid AS metric, {expr} AS {column}
-FROM r {_R_JOIN}
-WHERE {_DEVICES}
-GROUP BY 1, 2
-ORDER BY 1, 2""",
+        sql=rollup_series("d.device_uuid", expr, column, joins=_R_JOIN, where=_DEVICES),
         columns=("time", "metric", column),
         viz="timeseries",
         fmt="time_series",

@@ -5,7 +5,7 @@ events behind them (deployment_events) and the ledger head they can be checked a
 from __future__ import annotations
 
 from dashboards.spec import DashboardSpec, PanelSpec
-from dashboards.sqlparts import ROLLUP_CTE, SAMPLE_INTERVAL_S, var_in
+from dashboards.sqlparts import ROLLUP_CTE, SAMPLE_INTERVAL_S, rollup_series, var_in
 from dashboards.variables import DOMESTIC_VENDOR, SITE
 
 __all__ = ["EVIDENCE"]
@@ -37,13 +37,9 @@ CARDS_IN_SERVICE = PanelSpec(
         "Domestic NPU cards that reported telemetry in each interval, by vendor and site: a card counts as in "
         "service for an interval when at least one of its samples falls in it."
     ),
-    sql=f"""WITH {ROLLUP_CTE}
-SELECT $__timeGroupAlias(r.bucket, $__interval), d.vendor_id || ' @ ' || n.site_id AS metric,
-       count(DISTINCT r.device_id) AS cards
-FROM r {_DOMESTIC}
-WHERE {_FILTERS}
-GROUP BY 1, 2
-ORDER BY 1, 2""",
+    sql=rollup_series(
+        "d.vendor_id || ' @ ' || n.site_id", "count(DISTINCT r.device_id)", "cards", joins=_DOMESTIC, where=_FILTERS
+    ),
     columns=("time", "metric", "cards"),
     viz="timeseries",
     fmt="time_series",

@@ -5,13 +5,21 @@ the vendor gateway's rejections (the database's view of dead letters)."""
 from __future__ import annotations
 
 from dashboards.spec import ALL_VALUE, DashboardSpec, PanelSpec
-from dashboards.sqlparts import ROLLUP_CTE, SILENT_AFTER_S, TEMP_ALERT_C, device_filters, var_in
+from dashboards.sqlparts import (
+    ROLLUP_CTE,
+    ROLLUP_DEVICE_NODE,
+    SILENT_AFTER_S,
+    TEMP_ALERT_C,
+    device_filters,
+    rollup_series,
+    var_in,
+    weighted_mean,
+)
 from dashboards.variables import KIND, SITE, VENDOR
 
 __all__ = ["FLEET"]
 
-_JOIN = "JOIN devices d ON d.device_id = r.device_id JOIN nodes n ON n.node_id = d.node_id"
-_WEIGHTED_UTIL = "sum(r.util_avg::float8 * r.samples) / nullif(sum(r.samples) FILTER (WHERE r.util_avg IS NOT NULL), 0)"
+_JOIN = ROLLUP_DEVICE_NODE
 
 STATUS_NOW = PanelSpec(
     title="Devices by status now",
@@ -36,13 +44,7 @@ UTIL_BY_SITE_VENDOR = PanelSpec(
         "Mean utilization (util_pct, weighted by samples) of the devices of each site and vendor, from the "
         "minute, hourly or daily rollups depending on the zoom. Devices are counted at their current node's site."
     ),
-    sql=f"""WITH {ROLLUP_CTE}
-SELECT $__timeGroupAlias(r.bucket, $__interval), n.site_id || ' / ' || d.vendor_id AS metric,
-       {_WEIGHTED_UTIL} AS util_pct
-FROM r {_JOIN}
-WHERE {device_filters()}
-GROUP BY 1, 2
-ORDER BY 1, 2""",
+    sql=rollup_series("n.site_id || ' / ' || d.vendor_id", weighted_mean("util_avg"), "util_pct"),
     columns=("time", "metric", "util_pct"),
     viz="timeseries",
     fmt="time_series",
@@ -178,13 +180,7 @@ INGEST_RATE = PanelSpec(
         "Device samples stored per second of event time (from the rollups' sample counts): the ingest's "
         "throughput as the fleet produced it; a drop means collectors or the ingest stopped."
     ),
-    sql=f"""WITH {ROLLUP_CTE}
-SELECT $__timeGroupAlias(r.bucket, $__interval), n.site_id AS metric,
-       sum(r.samples)::float8 / greatest($__interval_ms / 1000.0, 60) AS samples_per_s
-FROM r {_JOIN}
-WHERE {device_filters()}
-GROUP BY 1, 2
-ORDER BY 1, 2""",
+    sql=rollup_series("n.site_id", "sum(r.samples)::float8 / greatest($__interval_ms / 1000.0, 60)", "samples_per_s"),
     columns=("time", "metric", "samples_per_s"),
     viz="timeseries",
     fmt="time_series",

@@ -4,24 +4,17 @@ kinds side by side, by model and site, so a domestic NPU can be read beside the 
 from __future__ import annotations
 
 from dashboards.spec import DashboardSpec, PanelSpec
-from dashboards.sqlparts import ROLLUP_CTE, device_filters
+from dashboards.sqlparts import ROLLUP_CTE, ROLLUP_DEVICE_NODE, device_filters, rollup_series, weighted_mean
 from dashboards.variables import KIND, SITE, VENDOR
 
 __all__ = ["GPU_NPU"]
 
-_JOIN = "JOIN devices d ON d.device_id = r.device_id JOIN nodes n ON n.node_id = d.node_id"
+_JOIN = ROLLUP_DEVICE_NODE
 
 UTIL_BY_KIND = PanelSpec(
     title="Utilization: GPU vs NPU",
     description="Mean utilization (util_pct, weighted by samples) of all selected GPUs and of all selected NPUs.",
-    sql=f"""WITH {ROLLUP_CTE}
-SELECT $__timeGroupAlias(r.bucket, $__interval), upper(d.kind) AS metric,
-       sum(r.util_avg::float8 * r.samples) / nullif(sum(r.samples) FILTER (WHERE r.util_avg IS NOT NULL), 0)
-           AS util_pct
-FROM r {_JOIN}
-WHERE {device_filters()}
-GROUP BY 1, 2
-ORDER BY 1, 2""",
+    sql=rollup_series("upper(d.kind)", weighted_mean("util_avg"), "util_pct"),
     columns=("time", "metric", "util_pct"),
     viz="timeseries",
     fmt="time_series",
@@ -34,14 +27,7 @@ ORDER BY 1, 2""",
 POWER_PER_DEVICE_BY_KIND = PanelSpec(
     title="Power per device: GPU vs NPU",
     description="Mean power drawn per device (power_w) by GPUs and by NPUs, in watts: what one card costs to run.",
-    sql=f"""WITH {ROLLUP_CTE}
-SELECT $__timeGroupAlias(r.bucket, $__interval), upper(d.kind) AS metric,
-       sum(r.power_avg::float8 * r.samples) / nullif(sum(r.samples) FILTER (WHERE r.power_avg IS NOT NULL), 0)
-           AS power_w
-FROM r {_JOIN}
-WHERE {device_filters()}
-GROUP BY 1, 2
-ORDER BY 1, 2""",
+    sql=rollup_series("upper(d.kind)", weighted_mean("power_avg"), "power_w"),
     columns=("time", "metric", "power_w"),
     viz="timeseries",
     fmt="time_series",

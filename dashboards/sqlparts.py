@@ -18,11 +18,14 @@ from kcloud.settings import Settings
 
 __all__ = [
     "ROLLUP_CTE",
+    "ROLLUP_DEVICE_NODE",
     "SAMPLE_INTERVAL_S",
     "SILENT_AFTER_S",
     "TEMP_ALERT_C",
     "device_filters",
+    "rollup_series",
     "var_in",
+    "weighted_mean",
 ]
 
 _DEFAULTS = {name: f.default for name, f in Settings.model_fields.items()}
@@ -64,3 +67,25 @@ ROLLUP_CTE = (
     + _level("device_rollup_1d", "1 day", "$__interval_ms >= 21600000")
     + "\n)"
 )
+
+
+#: the rollup rows' devices and nodes (for the site / vendor / kind filters)
+ROLLUP_DEVICE_NODE = "JOIN devices d ON d.device_id = r.device_id JOIN nodes n ON n.node_id = d.node_id"
+
+
+def weighted_mean(column: str) -> str:
+    """The mean of rollup average `column` weighted by the samples behind each row (rows where it is null
+    left out), i.e. the mean of the samples themselves."""
+    return f"sum(r.{column}::float8 * r.samples) / nullif(sum(r.samples) FILTER (WHERE r.{column} IS NOT NULL), 0)"
+
+
+def rollup_series(metric: str, value: str, column: str, *, joins: str = ROLLUP_DEVICE_NODE, where: str = "") -> str:
+    """A Grafana time series over the rollups of the time range: one series per `metric` (an SQL expression),
+    `value` as `column` per time bucket; `where` defaults to the site / vendor / kind filters."""
+    return f"""WITH {ROLLUP_CTE}
+SELECT $__timeGroupAlias(r.bucket, $__interval), {metric} AS metric,
+       {value} AS {column}
+FROM r {joins}
+WHERE {where or device_filters()}
+GROUP BY 1, 2
+ORDER BY 1, 2"""
