@@ -123,6 +123,12 @@ class Settings(BaseSettings):
         return f"{self.topic_namespace}{spec.name}"
 
     @property
+    def quiet_after_s(self) -> float:
+        """Wall-clock seconds without a snapshot after which a stream worker takes a partition or a node for
+        quiet (nothing in flight): two collector intervals and two ingest batch windows."""
+        return 2 * self.sample_interval_s + 2 * self.ingest_batch_seconds
+
+    @property
     def kafka_port(self) -> int:
         """Port of the first bootstrap server."""
         return int(self.kafka_bootstrap.split(",")[0].rsplit(":", 1)[1])

@@ -62,7 +62,7 @@ def create_app(settings: Settings) -> faust.App:
     sink = SampleSink(settings)
     refresher = RollupRefresher(settings)  # hourly/daily refresh on a connection of its own
     sink_lock = asyncio.Lock()  # one database connection: the agent, the sweep and the refresh take turns
-    progress = PartitionProgress(idle_after_s=2 * settings.sample_interval_s + 2 * settings.ingest_batch_seconds)
+    progress = PartitionProgress(idle_after_s=settings.quiet_after_s)
 
     async def write(snapshots: list[NodeSnapshot], partitions: dict[str, int]) -> WriteResult:
         async with sink_lock:

@@ -125,6 +125,15 @@ class LifecycleRecorder:
         #: this recorder's name in `lifecycle_writers`
         self.writer = uuid4()
 
+    def lock(self, conn: psycopg.Connection[Any], partitions: Collection[int] | None) -> bool:
+        """`lock_lifecycle` of `partitions` (None: all) as this recorder's writer, for this transaction: what
+        `apply`, `sweep` and `decommission` need held. True when another writer had been there (what this
+        recorder held of them is dropped already; the caller drops what it holds)."""
+        stale = lock_lifecycle(conn, partitions, self.writer)
+        if stale:
+            self.forget()
+        return stale
+
     def apply(
         self,
         conn: psycopg.Connection[Any],
@@ -132,15 +141,9 @@ class LifecycleRecorder:
         device_ids: Mapping[tuple[str, str | None], int],
         new_devices: set[int],
         node_last_seen: Mapping[str, datetime],
-        *,
-        partitions: Collection[int] | None = None,
-        locked: bool = False,
     ) -> list[DeploymentEvent]:
-        """Lifecycle of the batch's devices; `node_last_seen` is each node's last_seen before this batch,
-        `partitions` the telemetry partitions the batch came from (None: unknown); `locked`: the caller
-        already holds their `lock_lifecycle` in this transaction."""
-        if not locked and lock_lifecycle(conn, partitions, self.writer):
-            self.forget()
+        """Lifecycle of the batch's devices, under `lock` of the partitions they came from; `node_last_seen` is
+        each node's last_seen before this batch."""
         ids = sorted({device_ids[(d.device_uuid, d.subdevice)] for s in snapshots for d in s.devices})
         cache = self._cache
         unread = [i for i in ids if i not in cache]
@@ -268,13 +271,9 @@ class LifecycleRecorder:
         conn: psycopg.Connection[Any],
         watermark: datetime,
         partitions: Collection[int] | None = None,
-        *,
-        locked: bool = False,
     ) -> list[DeploymentEvent]:
-        """Offline and decommission checks at event time `watermark` for the nodes of `partitions` (or all);
-        `locked`: the caller already holds their `lock_lifecycle` in this transaction."""
-        if not locked and lock_lifecycle(conn, partitions, self.writer):
-            self.forget()
+        """Offline and decommission checks at event time `watermark` for the nodes of `partitions` (or all),
+        under `lock` of those partitions."""
         parts = None if partitions is None else sorted(partitions)
         ids = [
             r[0]
@@ -309,8 +308,7 @@ class LifecycleRecorder:
         self, conn: psycopg.Connection[Any], device_uuid: str, at: datetime, reason: str
     ) -> DeploymentEvent | None:
         """Record an explicit decommissioning; None when the device already is decommissioned."""
-        if lock_lifecycle(conn, None, self.writer):
-            self.forget()
+        self.lock(conn, None)
         found = conn.execute(
             "SELECT device_id FROM devices WHERE device_uuid = %s ORDER BY device_id", (device_uuid,)
         ).fetchall()

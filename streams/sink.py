@@ -118,7 +118,7 @@ class SampleSink:
         #: minute buckets written since the last hourly/daily refresh (None: unknown, e.g. after a start)
         self._dirty: tuple[datetime, datetime] | None = None
         self._lateness = timedelta(seconds=settings.allowed_lateness_s)
-        self._minutes = OpenMinutes(idle_after_s=2 * settings.sample_interval_s + 2 * settings.ingest_batch_seconds)
+        self._minutes = OpenMinutes(idle_after_s=settings.quiet_after_s)
 
     def _connection(self) -> psycopg.Connection[Any]:
         if self._conn is None or self._conn.closed or self._conn.broken:
@@ -152,9 +152,7 @@ class SampleSink:
             parts = set(node_partitions.values()) if node_partitions else None
             with conn.transaction():
                 # first: a worker that took these partitions over waits here for their previous owner's batch
-                if lock_lifecycle(conn, parts, self._lifecycle.writer):  # another writer was here: read again
-                    self._lifecycle.forget()
-                    self._alerts.forget()
+                self._lock(conn, parts)
                 node_last_seen = self._node_last_seen(conn, snapshots)
                 self._upsert_nodes(conn, snapshots, node_partitions or {})
                 device_ids, new_devices = self._resolve_devices(conn, snapshots)
@@ -166,15 +164,19 @@ class SampleSink:
                 update_minute_rollups(conn, plan.close, self.settings.sample_interval_s)
                 alerts = self._alerts.apply(conn, snapshots, device_ids, fresh, node_last_seen)
                 # last: its ledger append holds the ledger's lock, which every worker needs, until the commit
-                events = self._lifecycle.apply(
-                    conn, snapshots, device_ids, new_devices, node_last_seen, partitions=parts, locked=True
-                )
+                events = self._lifecycle.apply(conn, snapshots, device_ids, new_devices, node_last_seen)
             self._minutes.commit(plan)
             self._mark_closed(plan.close)
             return WriteResult(len(inserted), late, events, alerts)
         except Exception:  # the transaction rolled back: cached ids and card sets may be wrong
             self._forget()
             raise
+
+    def _lock(self, conn: psycopg.Connection[Any], partitions: Collection[int] | None) -> None:
+        """The lifecycle lock of `partitions` for this transaction, as this sink's writer; when another writer
+        has been there, the lifecycle and alert state held in memory is read again."""
+        if self._lifecycle.lock(conn, partitions):
+            self._alerts.forget()
 
     def _plan_minutes(
         self,
@@ -232,7 +234,7 @@ class SampleSink:
             keys = set(plan.close)
             if keys or chunk:
                 with conn.transaction():
-                    parts = set(plan.partitions) | (set(assigned) if chunk and assigned is not None else set())
+                    parts = set(plan.partitions) | set(assigned if chunk and assigned is not None else ())
                     whole = assigned is None or None in parts
                     lock_lifecycle(conn, None if whole else {p for p in parts if p is not None})
                     if chunk:
@@ -268,10 +270,8 @@ class SampleSink:
                         return SweepResult([], [])
                     watermark = row[0]
                 assert watermark is not None
-                if lock_lifecycle(conn, partitions, self._lifecycle.writer):
-                    self._lifecycle.forget()
-                    self._alerts.forget()
-                events = self._lifecycle.sweep(conn, watermark, partitions, locked=True)
+                self._lock(conn, partitions)
+                events = self._lifecycle.sweep(conn, watermark, partitions)
                 alerts = self._alerts.sweep(conn, watermark, partitions)
         except psycopg.Error:
             self._forget()
