@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import os
 import sys
 import time
 from collections.abc import Iterator
@@ -27,10 +28,11 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from bench.procstats import cpu_seconds
+from bench.procstats import cpu_seconds, rss_bytes
 from bench.storage import create_database, drop_database, sibling_url
 from collectors.simulator import SimulatedFleet
 from kcloud.settings import Settings, load_settings
+from kcloud.topics import TELEMETRY
 from streams.app import tune_gc
 from streams.ingest import RawMessage, decode_messages
 from streams.sink import SampleSink
@@ -55,7 +57,6 @@ class IngestBench:
     sweep_cpu_s: float = 0.0
     db_cpu_s: float = 0.0
     wall_s: float = 0.0
-    warmup_wall_s: float = 0.0
     rss_growth_bytes: int = 0  # resident memory added by the sink and its batches (the fleet's excluded)
 
     def per_1000(self, seconds: float) -> float:
@@ -78,13 +79,6 @@ class IngestBench:
             f"wall rate {self.samples_in / max(self.wall_s, 1e-9):,.0f}/s",
             f"resident memory added by the ingest (caches + a batch): {self.rss_growth_bytes / 2**20:,.0f} MiB",
         ]
-
-
-def _rss_bytes() -> int:
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) * 1024
-    return 0
 
 
 def _cpu() -> float:
@@ -122,7 +116,7 @@ def run_ingest(
     total = warmup_ticks + ticks
     start = datetime.now(UTC).replace(microsecond=0) - timedelta(seconds=interval_s * (total + 2))
     retention = timedelta(days=settings.retention_days)
-    rss0 = _rss_bytes()
+    rss0 = rss_bytes(os.getpid()) or 0
     sink = SampleSink(settings)
     result = IngestBench(nodes=nodes, batch=batch, ticks=ticks)
     profiler: Any = None
@@ -134,7 +128,6 @@ def run_ingest(
         for seq in range(total):
             measured = seq >= warmup_ticks
             if seq == warmup_ticks:
-                result.warmup_wall_s = time.perf_counter() - t_warm
                 backend = sink.backend_pid()
                 db0 = cpu_seconds(backend) or 0.0
                 t0 = time.perf_counter()
@@ -144,7 +137,7 @@ def run_ingest(
                     profiler = Profiler(interval=0.001)
                     profiler.start()
             at = start + timedelta(seconds=interval_s * seq)
-            for msgs in _batches(fleet, at, seq, batch, settings.topic_namespace + "telemetry"):
+            for msgs in _batches(fleet, at, seq, batch, settings.topic(TELEMETRY)):
                 c0 = _cpu()
                 good, bad = decode_messages(msgs, now=datetime.now(UTC), retention=retention)
                 c1 = _cpu()
@@ -165,7 +158,7 @@ def run_ingest(
             if not measured:
                 say(f"  warm-up tick {seq + 1}/{warmup_ticks} ({time.perf_counter() - t_warm:.0f} s)")
         result.wall_s = time.perf_counter() - t0
-        result.rss_growth_bytes = _rss_bytes() - rss0
+        result.rss_growth_bytes = (rss_bytes(os.getpid()) or 0) - rss0
         if backend is not None:
             result.db_cpu_s = (cpu_seconds(backend) or 0.0) - db0
         if profiler is not None and profile is not None:

@@ -16,7 +16,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-__all__ = ["children", "cpu_seconds", "peak_rss_bytes", "tree_cpu_seconds"]
+__all__ = ["children", "cpu_seconds", "peak_rss_bytes", "rss_bytes", "tree_cpu_seconds"]
 
 _TICK = float(os.sysconf("SC_CLK_TCK"))
 
@@ -66,13 +66,23 @@ def tree_cpu_seconds(pid: int) -> float | None:
     return total
 
 
-def peak_rss_bytes(pid: int) -> int | None:
-    """The peak resident set size (`VmHWM`) of `pid` in bytes, or None when the process does not exist."""
+def _status_bytes(pid: int, field: str) -> int | None:
+    """A memory figure of /proc/<pid>/status (given there in kB) in bytes; None when the process does not exist."""
     try:
         lines = Path(f"/proc/{pid}/status").read_text().splitlines()
     except OSError:
         return None
     for line in lines:
-        if line.startswith("VmHWM:"):
+        if line.startswith(field + ":"):
             return int(line.split()[1]) * 1024
     return None
+
+
+def peak_rss_bytes(pid: int) -> int | None:
+    """The peak resident set size (`VmHWM`) of `pid` in bytes, or None when the process does not exist."""
+    return _status_bytes(pid, "VmHWM")
+
+
+def rss_bytes(pid: int) -> int | None:
+    """The resident set size (`VmRSS`) of `pid` now, in bytes, or None when the process does not exist."""
+    return _status_bytes(pid, "VmRSS")
