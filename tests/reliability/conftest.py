@@ -11,7 +11,6 @@ from pathlib import Path
 import pytest
 
 from infra.kafka import KafkaService
-from kcloud.db.migrate import migrate
 from kcloud.settings import Settings
 
 for _helpers in ("streams", "gateway"):  # pipeline_helpers, gateway_helpers
@@ -29,20 +28,8 @@ def in_tmp(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
 def rel_settings(test_settings: Settings, kafka_up: KafkaService, in_tmp: Path) -> Settings:
     """The test stack with a fresh migrated database, this test's own topics and consumer group, and
     small ingest batches so that a run lasts long enough to be interrupted."""
-    settings = test_settings.model_copy(
-        update={
-            "app_id": f"rel-{test_settings.topic_namespace}",
-            # a SIGKILLed worker's partitions are handed on after the group session timeout: the broker's
-            # minimum, so that a scenario with several crashes stays within its time bound
-            "worker_session_timeout_s": 6.0,
-            "ingest_batch_seconds": 0.2,
-            "ingest_batch_size": 20,
-            "active_sustain_s": 30.0,
-            "offline_after_intervals": 3,
-            "kafka_partitions": 4,
-            "retention_days": 30,
-        }
-    )
-    migrate(settings.effective_database_url, settings)
-    KafkaService(settings).ensure_topics()
-    return settings
+    from pipeline_helpers import worker_settings
+
+    # a SIGKILLed worker's partitions are handed on after the group session timeout (the broker's minimum),
+    # so that a scenario with several crashes stays within its time bound
+    return worker_settings(test_settings, app_prefix="rel", batch_size=20)

@@ -11,11 +11,9 @@ from pathlib import Path
 
 import psycopg
 import pytest
-from pipeline_helpers import fingerprint, fleet_input, scalar, send, wait_until
+from pipeline_helpers import fingerprint, fleet_input, scalar, send, sibling_settings, wait_until
 from reliability_helpers import count_samples, record_figures, start_worker
 
-from infra.kafka import KafkaService
-from kcloud.db.migrate import migrate
 from kcloud.settings import Settings
 from streams.launcher import WorkerProcess
 
@@ -91,15 +89,7 @@ def test_five_sigkills_at_random_points_lose_and_double_no_sample(
     killed = count_samples(url, snaps)
 
     clean_url = database_factory()
-    clean = rel_settings.model_copy(
-        update={
-            "database_url": clean_url,
-            "app_id": rel_settings.app_id + "clean",
-            "topic_namespace": rel_settings.topic_namespace + "clean.",
-        }
-    )
-    migrate(clean_url, clean)
-    KafkaService(clean).ensure_topics()
+    clean = sibling_settings(rel_settings, clean_url, "clean")
     send(clean, snaps)
     _finish(start_worker(clean, tmp_path, "clean"), clean_url, expected, len(snaps))
 

@@ -1,4 +1,5 @@
-"""Helpers for the end-to-end pipeline tests: a controlled fleet input, table fingerprints, waiting."""
+"""Helpers for the end-to-end pipeline tests: a controlled fleet input, table fingerprints, waiting, the
+settings stream workers under test run with."""
 
 from __future__ import annotations
 
@@ -13,6 +14,8 @@ from kafka import KafkaConsumer
 
 from collectors.producer import SnapshotProducer
 from collectors.simulator import SimulatedFleet
+from infra.kafka import KafkaService
+from kcloud.db.migrate import migrate
 from kcloud.records import NodeSnapshot
 from kcloud.settings import Settings
 from kcloud.topics import TopicSpec
@@ -104,3 +107,45 @@ def read_topic(settings: Settings, spec: TopicSpec, expect: int, timeout_s: floa
         consumer.close()
     assert len(out) >= expect, f"{spec.name}: {len(out)} of {expect} messages within {timeout_s}s"
     return out
+
+
+def prepared(settings: Settings) -> Settings:
+    """`settings`, with their database migrated and their topics made."""
+    migrate(settings.effective_database_url, settings)
+    KafkaService(settings).ensure_topics()
+    return settings
+
+
+def worker_settings(base: Settings, *, app_prefix: str, batch_size: int) -> Settings:
+    """`base` (a fresh database and topic namespace) as the stream workers of a pipeline test run it: a consumer
+    group of its own, small batches, a short group session (a killed worker's partitions move on quickly),
+    lifecycle thresholds of seconds; prepared."""
+    return prepared(
+        base.model_copy(
+            update={
+                "app_id": f"{app_prefix}-{base.topic_namespace}",
+                # the broker's minimum: a killed worker's partitions are handed on quickly
+                "worker_session_timeout_s": 6.0,
+                "ingest_batch_seconds": 0.2,
+                "ingest_batch_size": batch_size,
+                "active_sustain_s": 30.0,
+                "offline_after_intervals": 3,
+                "kafka_partitions": 4,
+                "retention_days": 30,
+            }
+        )
+    )
+
+
+def sibling_settings(settings: Settings, database_url: str, name: str) -> Settings:
+    """The same settings on another database, topic namespace and consumer group (a second, clean run of the
+    same input); prepared."""
+    return prepared(
+        settings.model_copy(
+            update={
+                "database_url": database_url,
+                "app_id": settings.app_id + name,
+                "topic_namespace": f"{settings.topic_namespace}{name}.",
+            }
+        )
+    )

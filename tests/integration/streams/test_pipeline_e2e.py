@@ -19,11 +19,12 @@ from pipeline_helpers import (
     read_topic,
     scalar,
     send,
+    sibling_settings,
     wait_until,
+    worker_settings,
 )
 
 from infra.kafka import KafkaService
-from kcloud.db.migrate import migrate
 from kcloud.settings import Settings
 from kcloud.topics import ALERTS
 from streams.launcher import WorkerProcess
@@ -33,21 +34,7 @@ PORTS = iter(range(16100, 16200))
 
 @pytest.fixture
 def pipeline_settings(test_settings: Settings, kafka_up: KafkaService) -> Settings:
-    settings = test_settings.model_copy(
-        update={
-            "app_id": f"e2e-{test_settings.topic_namespace}",
-            "worker_session_timeout_s": 6.0,  # a killed worker's partitions move on quickly
-            "ingest_batch_seconds": 0.2,
-            "ingest_batch_size": 200,
-            "active_sustain_s": 30.0,
-            "offline_after_intervals": 3,
-            "kafka_partitions": 4,
-            "retention_days": 30,
-        }
-    )
-    migrate(settings.effective_database_url, settings)
-    KafkaService(settings).ensure_topics()
-    return settings
+    return worker_settings(test_settings, app_prefix="e2e", batch_size=200)
 
 
 def start_worker(settings: Settings, tmp_path: Path) -> WorkerProcess:
@@ -208,15 +195,7 @@ def test_two_workers_in_one_group_write_what_one_worker_writes(
 
     fresh_database_url = database_factory()
 
-    single = pipeline_settings.model_copy(
-        update={
-            "database_url": fresh_database_url,
-            "app_id": pipeline_settings.app_id + "-single",
-            "topic_namespace": pipeline_settings.topic_namespace + "single.",
-        }
-    )
-    migrate(fresh_database_url, single)
-    KafkaService(single).ensure_topics()
+    single = sibling_settings(pipeline_settings, fresh_database_url, "single")
     alone = start_worker(single, tmp_path)
     try:
         send(single, snaps)
