@@ -32,6 +32,7 @@ from bench.procstats import cpu_seconds, rss_bytes
 from bench.storage import create_database, drop_database, sibling_url
 from collectors.simulator import SimulatedFleet
 from kcloud.settings import Settings, load_settings
+from kcloud.timewindow import TimeWindow
 from kcloud.topics import TELEMETRY
 from streams.app import tune_gc
 from streams.ingest import RawMessage, decode_messages
@@ -115,7 +116,7 @@ def run_ingest(
     fleet.prepare()
     total = warmup_ticks + ticks
     start = datetime.now(UTC).replace(microsecond=0) - timedelta(seconds=interval_s * (total + 2))
-    retention = timedelta(days=settings.retention_days)
+    window = TimeWindow.from_settings(settings)
     rss0 = rss_bytes(os.getpid()) or 0
     sink = SampleSink(settings)
     result = IngestBench(nodes=nodes, batch=batch, ticks=ticks)
@@ -139,7 +140,7 @@ def run_ingest(
             at = start + timedelta(seconds=interval_s * seq)
             for msgs in _batches(fleet, at, seq, batch, settings.topic(TELEMETRY)):
                 c0 = _cpu()
-                good, bad = decode_messages(msgs, now=datetime.now(UTC), retention=retention)
+                good, bad = decode_messages(msgs, now=datetime.now(UTC), window=window)
                 c1 = _cpu()
                 if bad:
                     raise RuntimeError(f"{len(bad)} simulated snapshots were dead-lettered: {bad[0].detail}")

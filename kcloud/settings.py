@@ -61,6 +61,12 @@ class Settings(BaseSettings):
         "auto", description="Use TimescaleDB: auto (when installable), on (required), off (plain PostgreSQL)."
     )
     retention_days: int = Field(400, ge=1, description="Raw samples older than this are dropped.")
+    max_clock_ahead_s: float = Field(
+        300.0, ge=0, le=3600, description="Snapshots dated further ahead of the receiver's clock are refused."
+    )
+    max_backfill_days: float = Field(
+        7.0, gt=0, description="Snapshots dated further back than this are refused (never beyond the retention)."
+    )
     compress_after_days: int = Field(7, ge=1, description="TimescaleDB compresses chunks older than this.")
     partitions_ahead_days: int = Field(7, ge=1, description="Plain PostgreSQL: daily partitions made ahead.")
 

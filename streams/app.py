@@ -16,6 +16,7 @@ import faust
 
 from kcloud.records import AlertMessage, DeadLetter, DeploymentEvent, NodeSnapshot
 from kcloud.settings import Settings
+from kcloud.timewindow import TimeWindow
 from kcloud.topics import ALERTS, DEADLETTER, DEPLOYMENTS, TELEMETRY, TopicSpec
 from streams.ingest import IngestProcessor, RawMessage
 from streams.progress import PartitionProgress
@@ -86,7 +87,7 @@ def create_app(settings: Settings) -> faust.App:
         await produce(DEADLETTER, [((dl.key or "").encode(), dl.model_dump_json().encode()) for dl in letters])
 
     processor = IngestProcessor(
-        write, publish, publish_events, publish_alerts, retention_days=settings.retention_days, progress=progress
+        write, publish, publish_events, publish_alerts, window=TimeWindow.from_settings(settings), progress=progress
     )
 
     def assigned() -> list[int]:

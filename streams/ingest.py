@@ -11,17 +11,16 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Protocol
 
 from kcloud.records import AlertMessage, DeadLetter, DeploymentEvent, InvalidSnapshot, NodeSnapshot, parse_snapshot
+from kcloud.timewindow import TimeWindow
 from streams.progress import PartitionProgress
 
 __all__ = ["IngestCounters", "IngestProcessor", "RawMessage", "WriteOutcome", "decode_batch", "decode_messages"]
 
 log = logging.getLogger("kcloud.streams.ingest")
-
-_FUTURE_TOLERANCE = timedelta(hours=1)
 
 
 @dataclass(frozen=True)
@@ -52,15 +51,15 @@ class IngestCounters:
 
 
 def decode_batch(
-    messages: Sequence[RawMessage], *, now: datetime, retention: timedelta
+    messages: Sequence[RawMessage], *, now: datetime, window: TimeWindow
 ) -> tuple[list[NodeSnapshot], list[DeadLetter]]:
     """Split raw messages into valid snapshots and dead letters (each with reason and original bytes)."""
-    good, bad = decode_messages(messages, now=now, retention=retention)
+    good, bad = decode_messages(messages, now=now, window=window)
     return [snap for snap, _ in good], bad
 
 
 def decode_messages(
-    messages: Sequence[RawMessage], *, now: datetime, retention: timedelta
+    messages: Sequence[RawMessage], *, now: datetime, window: TimeWindow
 ) -> tuple[list[tuple[NodeSnapshot, int]], list[DeadLetter]]:
     """As `decode_batch`, keeping the partition each valid snapshot came from."""
     good: list[tuple[NodeSnapshot, int]] = []
@@ -68,16 +67,7 @@ def decode_messages(
     for msg in messages:
         try:
             snap = parse_snapshot(msg.value)
-            if snap.collected_at > now + _FUTURE_TOLERANCE:
-                raise InvalidSnapshot(
-                    "timestamp_out_of_range", f"collected_at {snap.collected_at.isoformat()} is in the future"
-                )
-            if snap.collected_at < now - retention:
-                raise InvalidSnapshot(
-                    "timestamp_out_of_range",
-                    f"collected_at {snap.collected_at.isoformat()} is older than the "
-                    f"retention of {retention.days} days",
-                )
+            window.check(snap.collected_at, now)
         except InvalidSnapshot as exc:
             bad.append(
                 DeadLetter.from_bytes(
@@ -125,7 +115,7 @@ class IngestProcessor:
         publish_events: PublishEventsFn,
         publish_alerts: PublishAlertsFn,
         *,
-        retention_days: int,
+        window: TimeWindow,
         progress: PartitionProgress,
         max_backoff_s: float = 10.0,
     ) -> None:
@@ -134,15 +124,13 @@ class IngestProcessor:
         self._publish_events = publish_events
         self._publish_alerts = publish_alerts
         self.progress = progress
-        self._retention = timedelta(days=retention_days)
+        self._window = window
         self._max_backoff = max_backoff_s
         self.counters = IngestCounters()
 
     async def handle(self, messages: Sequence[RawMessage]) -> None:
         # pure CPU work off the event loop, so the consumer's heartbeats and keepalives are never starved
-        decoded, bad = await asyncio.to_thread(
-            decode_messages, messages, now=datetime.now(UTC), retention=self._retention
-        )
+        decoded, bad = await asyncio.to_thread(decode_messages, messages, now=datetime.now(UTC), window=self._window)
         good = [snap for snap, _ in decoded]
         self.counters.messages += len(messages)
         if bad:

@@ -6,9 +6,11 @@ import json
 from datetime import UTC, datetime, timedelta
 
 from collectors.simulator import SimulatedFleet
+from kcloud.timewindow import TimeWindow
 from streams.ingest import RawMessage, decode_batch
 
 NOW = datetime(2026, 11, 22, 12, 0, tzinfo=UTC)
+WINDOW = TimeWindow(max_ahead=timedelta(seconds=300), max_behind=timedelta(days=30))
 
 
 def _msg(value: bytes, offset: int = 0) -> RawMessage:
@@ -21,9 +23,7 @@ def _snapshot_at(at: datetime) -> bytes:
 
 def test_valid_snapshots_pass_and_invalid_ones_are_dead_lettered_with_position() -> None:
     good = _snapshot_at(NOW - timedelta(minutes=1))
-    good_snaps, letters = decode_batch(
-        [_msg(good, 10), _msg(b"\xff\xfe garbage", 11)], now=NOW, retention=timedelta(days=30)
-    )
+    good_snaps, letters = decode_batch([_msg(good, 10), _msg(b"\xff\xfe garbage", 11)], now=NOW, window=WINDOW)
     assert [s.node.node_id for s in good_snaps] == ["sim-000000"]
     assert len(letters) == 1
     dl = letters[0]
@@ -32,20 +32,27 @@ def test_valid_snapshots_pass_and_invalid_ones_are_dead_lettered_with_position()
 
 
 def test_snapshot_from_the_future_is_dead_lettered() -> None:
-    _, letters = decode_batch([_msg(_snapshot_at(NOW + timedelta(days=2)))], now=NOW, retention=timedelta(days=30))
+    _, letters = decode_batch([_msg(_snapshot_at(NOW + timedelta(days=2)))], now=NOW, window=WINDOW)
     assert [dl.reason for dl in letters] == ["timestamp_out_of_range"]
-    assert "future" in letters[0].detail
+    assert "ahead of the receiver's clock" in letters[0].detail
+
+
+def test_snapshot_just_past_the_clock_ahead_limit_is_dead_lettered_and_one_inside_it_is_kept() -> None:
+    inside = _snapshot_at(NOW + timedelta(seconds=299))
+    outside = _snapshot_at(NOW + timedelta(seconds=301))
+    good, letters = decode_batch([_msg(inside, 1), _msg(outside, 2)], now=NOW, window=WINDOW)
+    assert len(good) == 1 and [dl.offset for dl in letters] == [2]
 
 
 def test_snapshot_older_than_retention_is_dead_lettered() -> None:
-    _, letters = decode_batch([_msg(_snapshot_at(NOW - timedelta(days=31)))], now=NOW, retention=timedelta(days=30))
+    _, letters = decode_batch([_msg(_snapshot_at(NOW - timedelta(days=31)))], now=NOW, window=WINDOW)
     assert [dl.reason for dl in letters] == ["timestamp_out_of_range"]
-    assert "retention" in letters[0].detail
+    assert "backfill limit of 30 day(s)" in letters[0].detail
 
 
 def test_out_of_range_value_names_the_device_field() -> None:
     doc = json.loads(_snapshot_at(NOW))
     doc["devices"][3]["util_pct"] = 150
-    _, letters = decode_batch([_msg(json.dumps(doc).encode())], now=NOW, retention=timedelta(days=30))
+    _, letters = decode_batch([_msg(json.dumps(doc).encode())], now=NOW, window=WINDOW)
     assert letters[0].reason == "invalid_field"
     assert "devices.3.util_pct" in letters[0].detail
