@@ -5,7 +5,8 @@ hands that span to `RollupRefresher.refresh`, which brings `device_rollup_1h` an
 for it (`kcloud.db.rollups`; TimescaleDB's continuous aggregates there). One worker refreshes at a time (a
 session advisory try-lock): a refresh covers every device of its window, whoever wrote the minutes, and a
 worker that finds the lock taken leaves its span for its next tick. Its own connection means the ingest
-never waits for a refresh.
+never waits for a refresh; it is an autocommit connection, since TimescaleDB refuses
+`refresh_continuous_aggregate` inside a transaction (on plain PostgreSQL the refresh opens its own).
 """
 
 from __future__ import annotations
@@ -38,7 +39,7 @@ class RollupRefresher:
 
     def _connection(self) -> psycopg.Connection[Any]:
         if self._conn is None or self._conn.closed or self._conn.broken:
-            self._conn = psycopg.connect(self.settings.effective_database_url, connect_timeout=5)
+            self._conn = psycopg.connect(self.settings.effective_database_url, connect_timeout=5, autocommit=True)
         return self._conn
 
     def close(self) -> None:
@@ -58,16 +59,14 @@ class RollupRefresher:
                 self._caught_up = True
                 return None
             got = conn.execute("SELECT pg_try_advisory_lock(%s)", (REFRESH_LOCK,)).fetchone()
-            conn.commit()
             if not got or not got[0]:
                 raise RefreshBusyError("another worker is refreshing the rollups")
             try:
                 # no transaction around it: on TimescaleDB the continuous-aggregate refresh must run outside one
                 report = refresh_rollups(conn, window[0], window[1] + timedelta(minutes=1))
-                conn.commit()
             finally:
-                conn.execute("SELECT pg_advisory_unlock(%s)", (REFRESH_LOCK,))
-                conn.commit()
+                if not conn.broken:
+                    conn.execute("SELECT pg_advisory_unlock(%s)", (REFRESH_LOCK,))
             self._caught_up = True
             return report
         except psycopg.Error:
