@@ -4,6 +4,12 @@ server, which is then used as-is (never started or stopped here).
 
 `initdb` and `postgres` refuse to run as root: when we are root, the cluster belongs to Debian's
 `postgres` system user and every server command runs through `runuser -u postgres`.
+
+TimescaleDB: when its library is installed for the server's major version and the settings do not say
+`timescale=off`, the cluster preloads it (`shared_preload_libraries`); with `timescale=off` it does not, so a
+plain cluster stays plain. The configuration is rewritten by every `up`, and a running cluster whose preload
+differs from what it should be (started before TimescaleDB was installed, or under the other setting) is
+restarted with the right one.
 """
 
 from __future__ import annotations
@@ -136,6 +142,15 @@ class PostgresService:
         libdir = Path(out.stdout.strip())
         return any(libdir.glob("timescaledb*.so"))
 
+    def _wants_timescale(self, bindir: Path) -> bool:
+        return self.settings.timescale != "off" and self._timescale_library(bindir)
+
+    def _preload_is_right(self, bindir: Path) -> bool:
+        with psycopg.connect(self.url, connect_timeout=3, autocommit=True) as conn:
+            row = conn.execute("SELECT current_setting('shared_preload_libraries')").fetchone()
+        preloaded = "timescaledb" in {p.strip().strip('"') for p in str(row[0] if row else "").split(",")}
+        return preloaded == self._wants_timescale(bindir)
+
     def _write_config(self, bindir: Path) -> None:
         lines = [
             f"port = {self.settings.pg_port}",
@@ -151,7 +166,7 @@ class PostgresService:
             "log_line_prefix = '%m [%p] '",
             "timezone = 'UTC'",
         ]
-        if self._timescale_library(bindir):
+        if self._wants_timescale(bindir):
             lines += ["shared_preload_libraries = 'timescaledb'", "timescaledb.telemetry_level = off"]
         conf = self.data / "kcloud.conf"
         conf.write_text("# written by `kcloud infra up`; edits are overwritten\n" + "\n".join(lines) + "\n")
@@ -178,11 +193,18 @@ class PostgresService:
                 raise InfraError(f"postgres: the server named by KCLOUD_DATABASE_URL does not answer: {exc}") from exc
             return "postgres: using the external server named by KCLOUD_DATABASE_URL"
         pid = self.server_pid()
+        bindir = find_bindir()
         if pid is not None:
             with contextlib.suppress(psycopg.Error):
-                if self.answers():
+                if self._preload_is_right(bindir):
                     return f"postgres: already running (pid {pid}) on 127.0.0.1:{self.settings.pg_port}"
-        bindir = find_bindir()
+                # started with another shared_preload_libraries (e.g. before TimescaleDB was installed)
+                self._write_config(bindir)
+                wait = str(int(self.settings.startup_timeout_s))
+                pg_ctl = [str(bindir / "pg_ctl"), "-D", str(self.data), "-l", str(self.log)]
+                self._run([*pg_ctl, "-m", "fast", "-w", "-t", wait, "restart"], "restart")
+                self.answers()
+                return f"postgres: restarted (pid {self.server_pid()}) with shared_preload_libraries updated"
         self._prepare_dirs()
         if not (self.data / "PG_VERSION").exists():
             self._run(

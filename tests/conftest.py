@@ -20,11 +20,17 @@ ServiceT = TypeVar("ServiceT", KafkaService, PostgresService)
 ROOT = Path(__file__).resolve().parent.parent
 #: KCLOUD_TEST_STACK=N (1..9) gives a second test stack its own ports and state, for parallel runs
 _STACK = int(os.environ.pop("KCLOUD_TEST_STACK", "0") or 0)  # popped: not a setting
+#: KCLOUD_TIMESCALE=on runs on a stack of its own (state dir `testN-timescale`, other ports), whose cluster
+#: preloads TimescaleDB, so that the plain stack's cluster (KCLOUD_TIMESCALE=off: no preload) exists beside it
+_TIMESCALE = os.environ.get("KCLOUD_TIMESCALE", "").strip().lower() == "on"
+_PORTS = 1000 if _TIMESCALE else 0
 TEST_OVERRIDES = {
-    "state_dir": ROOT / ".kcloud" / ("test" if _STACK == 0 else f"test{_STACK}"),
-    "kafka_bootstrap": f"127.0.0.1:{19092 + 10 * _STACK}",
-    "kafka_controller_port": 19093 + 10 * _STACK,
-    "pg_port": 54339 + _STACK,
+    "state_dir": ROOT
+    / ".kcloud"
+    / (("test" if _STACK == 0 else f"test{_STACK}") + ("-timescale" if _TIMESCALE else "")),
+    "kafka_bootstrap": f"127.0.0.1:{19092 + 10 * _STACK + _PORTS}",
+    "kafka_controller_port": 19093 + 10 * _STACK + _PORTS,
+    "pg_port": 54339 + _STACK + _PORTS // 10,
     "kafka_partitions": 3,
 }
 

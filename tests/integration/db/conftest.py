@@ -81,6 +81,12 @@ def plain_settings(test_settings: Settings) -> Settings:
 
 
 @pytest.fixture
+def auto_settings(test_settings: Settings) -> Settings:
+    """The test settings with timescale=auto, whatever the run's KCLOUD_TIMESCALE: the server decides."""
+    return test_settings.model_copy(update={"timescale": "auto"})
+
+
+@pytest.fixture
 def migrated(plain_settings: Settings) -> Settings:
     """A fresh database migrated on plain PostgreSQL at `NOW`; returns its settings."""
     migrate(plain_settings.effective_database_url, plain_settings, now=NOW)

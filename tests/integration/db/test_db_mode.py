@@ -26,13 +26,13 @@ def test_timescale_off_means_plain_postgresql_disabled_by_settings(plain_setting
 
 
 def test_auto_without_timescaledb_falls_back_to_plain_postgresql_and_says_why(
-    test_settings: Settings,
+    auto_settings: Settings,
 ) -> None:
-    with connect(test_settings.effective_database_url, autocommit=True) as conn:
+    with connect(auto_settings.effective_database_url, autocommit=True) as conn:
         probe = probe_timescaledb(conn)
         if probe.installable:
             pytest.skip("timescaledb is installable on this server; the fallback cannot be seen here")
-        mode = detect(conn, test_settings)
+        mode = detect(conn, auto_settings)
     assert mode.mode == "postgresql"
     assert mode.reason == probe.reason
     assert mode.reason.startswith("timescaledb ")

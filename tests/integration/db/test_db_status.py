@@ -33,8 +33,8 @@ def test_status_reports_postgresql_mode_with_the_reason(migrated: Settings) -> N
     assert "pending:    none (up to date)" in text
 
 
-def test_status_on_this_server_says_why_timescaledb_is_or_is_not_used(test_settings: Settings) -> None:
-    status = db_status(test_settings.effective_database_url, test_settings)
+def test_status_on_this_server_says_why_timescaledb_is_or_is_not_used(auto_settings: Settings) -> None:
+    status = db_status(auto_settings.effective_database_url, auto_settings)
     assert status.mode is not None
     assert status.mode.reason.startswith("timescaledb ")
     assert not status.migrated
@@ -63,9 +63,9 @@ def test_status_counts_rows_of_the_main_tables(migrated: Settings, conn: Connect
     }
 
 
-def test_status_changes_nothing_even_where_timescaledb_could_be_created(test_settings: Settings) -> None:
-    db_status(test_settings.effective_database_url, test_settings)
-    again = db_status(test_settings.effective_database_url, test_settings)
+def test_status_changes_nothing_even_where_timescaledb_could_be_created(auto_settings: Settings) -> None:
+    db_status(auto_settings.effective_database_url, auto_settings)
+    again = db_status(auto_settings.effective_database_url, auto_settings)
     assert again.applied == []
     assert all(count is None for count in again.row_counts.values())
 

@@ -48,7 +48,8 @@ def fill(base_settings: Settings, postgres_up: PostgresService) -> Iterator[Flee
     admin = _with_db(postgres_up.url, "postgres")
     with psycopg.connect(admin, autocommit=True) as conn:
         conn.execute(f'CREATE DATABASE "{name}"')
-    settings = base_settings.model_copy(update={"database_url": _with_db(postgres_up.url, name), "timescale": "off"})
+    # the storage mode of the run (KCLOUD_TIMESCALE): the reports read the same figures from either
+    settings = base_settings.model_copy(update={"database_url": _with_db(postgres_up.url, name)})
     try:
         migrate(settings.effective_database_url, settings, now=T0)
         fleet = SimulatedFleet(nodes=80, seed=12)
@@ -64,7 +65,7 @@ def fill(base_settings: Settings, postgres_up: PostgresService) -> Iterator[Flee
                 batch = []
         sink.sweep()
         sink.close()
-        with psycopg.connect(settings.effective_database_url) as conn:
+        with psycopg.connect(settings.effective_database_url, autocommit=True) as conn:
             refresh_rollups(conn, T0 - timedelta(days=1), END + timedelta(days=1))
         yield FleetDb(settings, written)
     finally:
