@@ -191,7 +191,7 @@ def run_demo(
     t0 = time.monotonic()
     for line in stack.up(settings):
         echo(line)
-    report = migrate(settings.effective_database_url, settings)
+    report = migrate(settings.migration_database_url, settings)
     echo(f"database: {report.mode.mode} ({len(report.applied)} migration(s) applied now)")
     KafkaService(settings).ensure_topics()
     demo = _Demo(settings, nodes, interval_s, echo)

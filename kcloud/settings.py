@@ -25,7 +25,16 @@ from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, Settings
 if TYPE_CHECKING:
     from kcloud.topics import TopicSpec
 
-__all__ = ["ENV_PREFIX", "Settings", "SettingsError", "load_settings"]
+__all__ = [
+    "ENV_PREFIX",
+    "LOCAL_OWNER_ROLE",
+    "LOCAL_SERVICE_ROLE",
+    "LOCAL_SUPERUSER",
+    "Settings",
+    "SettingsError",
+    "load_settings",
+    "local_passwords",
+]
 
 ENV_PREFIX = "KCLOUD_"
 _CONFIG_ENV = "KCLOUD_CONFIG"
@@ -55,6 +64,17 @@ class Settings(BaseSettings):
     )
     pg_port: int = Field(54329, description="Port of the project's own PostgreSQL cluster.")
     startup_timeout_s: float = Field(90.0, gt=0, description="How long `infra up` waits for a service.")
+    # database roles: migrations run as the schema's owner, the service as a role that owns nothing (it may only
+    # read and append to the ledger, so it can neither rewrite it nor switch its triggers off); the local
+    # cluster makes both, with generated passwords in <state_dir>/pgpass (0600)
+    owner_database_url: str | None = Field(
+        None, description="PostgreSQL URL migrations run under (the schema owner) [default: database_url]."
+    )
+    service_role: str = Field(
+        "kcloud_service",
+        pattern=r"^[a-z_][a-z0-9_]*$",
+        description="Role `migrate` grants the service's privileges to, where it exists (never the owner).",
+    )
 
     # storage
     timescale: Literal["auto", "on", "off"] = Field(
@@ -140,14 +160,53 @@ class Settings(BaseSettings):
         return int(self.kafka_bootstrap.split(",")[0].rsplit(":", 1)[1])
 
     @property
+    def pgpass_file(self) -> Path:
+        """The local cluster's passwords, one `*:*:*:role:password` line per role (a libpq password file)."""
+        return self.state_dir.resolve() / "pgpass"
+
+    def local_role_url(self, role: str, database: str = "kcloud") -> str:
+        """URL of `database` on the project's own cluster as `role`, with its password from `pgpass_file`
+        (none before `infra up` made it)."""
+        password = local_passwords(self.pgpass_file).get(role)
+        auth = f"{role}:{password}" if password else role
+        return f"postgresql://{auth}@127.0.0.1:{self.pg_port}/{database}"
+
+    @property
     def local_database_url(self) -> str:
-        """URL of the project's own cluster (what `infra up` starts)."""
-        return f"postgresql://kcloud@127.0.0.1:{self.pg_port}/kcloud"
+        """URL of the project's own cluster (what `infra up` starts) as its superuser `kcloud`."""
+        return self.local_role_url(LOCAL_SUPERUSER)
 
     @property
     def effective_database_url(self) -> str:
-        """The database every stage talks to: `database_url` if set, else the local cluster."""
-        return self.database_url or self.local_database_url
+        """The database every stage talks to: `database_url` if set, else the local cluster as the service
+        role."""
+        return self.database_url or self.local_role_url(LOCAL_SERVICE_ROLE)
+
+    @property
+    def migration_database_url(self) -> str:
+        """The database migrations run in, as the schema owner: `owner_database_url`, else `database_url`,
+        else the local cluster as its owner role."""
+        return self.owner_database_url or self.database_url or self.local_role_url(LOCAL_OWNER_ROLE)
+
+
+#: the roles of the project's own cluster: its superuser, the schema owner, the service
+LOCAL_SUPERUSER = "kcloud"
+LOCAL_OWNER_ROLE = "kcloud_owner"
+LOCAL_SERVICE_ROLE = "kcloud_service"
+
+
+def local_passwords(path: Path) -> dict[str, str]:
+    """Role -> password from a libpq password file (`host:port:db:role:password` lines); empty if absent."""
+    try:
+        text = path.read_text()
+    except OSError:
+        return {}
+    found: dict[str, str] = {}
+    for line in text.splitlines():
+        parts = line.split(":")
+        if len(parts) == 5 and not line.startswith("#"):
+            found.setdefault(parts[3], parts[4])
+    return found
 
 
 def _field_names() -> set[str]:

@@ -179,7 +179,7 @@ def run_worker(settings: Settings, loglevel: str = "info") -> None:
     from kcloud.db.migrate import migrate
 
     logging.basicConfig(level=loglevel.upper(), format="[%(asctime)s] %(levelname)s %(name)s: %(message)s")
-    migrate(settings.effective_database_url, settings)
+    migrate(settings.migration_database_url, settings)  # as the schema owner; the worker then runs as the service
     KafkaService(settings).ensure_topics()
     app = create_app(settings)
     tune_gc()

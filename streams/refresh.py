@@ -39,7 +39,9 @@ class RollupRefresher:
 
     def _connection(self) -> psycopg.Connection[Any]:
         if self._conn is None or self._conn.closed or self._conn.broken:
-            self._conn = psycopg.connect(self.settings.effective_database_url, connect_timeout=5, autocommit=True)
+            # as the schema owner: TimescaleDB refreshes a continuous aggregate only for its owner
+            url = self.settings.migration_database_url
+            self._conn = psycopg.connect(url, connect_timeout=5, autocommit=True)
         return self._conn
 
     def close(self) -> None:

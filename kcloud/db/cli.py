@@ -40,7 +40,7 @@ def migrate_command(ctx: typer.Context) -> None:
     """Apply the migrations this database is missing; running it again changes nothing."""
     settings = _settings(ctx)
     try:
-        report = migrate(settings.effective_database_url, settings)
+        report = migrate(settings.migration_database_url, settings)
     except DatabaseError as exc:
         _fail(str(exc))
     for migration in report.applied:

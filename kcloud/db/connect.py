@@ -66,10 +66,13 @@ def connect(
         )
     except psycopg.OperationalError as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise DatabaseUnavailableError(
-            f"database: cannot connect to {redact_url(url)}: {first}; is the server running "
-            f"(`kcloud infra up` starts the local one) and is KCLOUD_DATABASE_URL right?"
-        ) from exc
+        hint = (
+            "the local cluster's roles and passwords are made by `kcloud infra up` and kept in <state_dir>/pgpass; "
+            "an external server's belong in KCLOUD_DATABASE_URL (and KCLOUD_OWNER_DATABASE_URL)"
+            if "password" in first
+            else "is the server running (`kcloud infra up` starts the local one) and is KCLOUD_DATABASE_URL right?"
+        )
+        raise DatabaseUnavailableError(f"database: cannot connect to {redact_url(url)}: {first}; {hint}") from exc
 
 
 def create_pool(

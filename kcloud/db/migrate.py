@@ -10,8 +10,12 @@
      `schema_migrations` (track, version, name, checksum, applied_at, duration_ms);
   5. records the mode in `kcloud_meta`, seeds `vendors` from `kcloud/catalog.yaml`, and makes
      `partitions_ahead_days` daily partitions ahead (plain PostgreSQL) or brings the retention and
-     compression policies in line with the settings (TimescaleDB).
-Running it again changes nothing.
+     compression policies in line with the settings (TimescaleDB);
+  6. grants the service role (`settings.service_role`, where that role exists and is not the migrating
+     one) what the service needs and no more (`grant_service_role`): on the ledger (`deployment_events`)
+     SELECT and INSERT only, on the bookkeeping tables SELECT only, and it owns nothing, so it can
+     neither change ledger rows nor switch the ledger's triggers off.
+Running it again changes nothing. Run it as the schema's owner (`settings.migration_database_url`).
 
 Example:
     >>> report = migrate(settings.effective_database_url, settings)  # doctest: +SKIP
@@ -29,6 +33,7 @@ from importlib.abc import Traversable
 from pathlib import Path
 
 import psycopg
+from psycopg import sql
 
 from kcloud.catalog import load_catalog
 from kcloud.db.connect import Connection, connect
@@ -44,12 +49,18 @@ __all__ = [
     "AppliedMigration",
     "MigrationReport",
     "MigrationState",
+    "grant_service_role",
     "inspect_migrations",
     "migrate",
     "seed_vendors",
 ]
 
 MIGRATION_LOCK_KEY = 0x6B63_6C6F_7564_0001  # pg_advisory_lock key of `kcloud db migrate`
+#: tables the service role may only read and append to (the ledger), and those it may only read
+APPEND_ONLY_TABLES = ("deployment_events",)
+READ_ONLY_TABLES = ("schema_migrations", "kcloud_meta")
+#: SECURITY DEFINER functions (run as the owner) the service role may call
+SERVICE_FUNCTIONS = ("kcloud_make_sample_partition(date)",)
 
 _BOOTSTRAP = """
 CREATE TABLE schema_migrations (
@@ -100,6 +111,7 @@ class MigrationReport:
     partitions_created: list[str] = field(default_factory=list)
     policies_changed: list[str] = field(default_factory=list)
     unknown: list[AppliedMigration] = field(default_factory=list)
+    service_role_granted: bool = False
 
     @property
     def changed_anything(self) -> bool:
@@ -242,6 +254,38 @@ def _record_mode(conn: Connection, mode: StorageMode) -> None:
         )
 
 
+def grant_service_role(conn: Connection, role: str) -> bool:
+    """Grant `role` the service's privileges on every table of `public`: all DML except on the ledger
+    (SELECT, INSERT) and the bookkeeping tables (SELECT); no TRUNCATE, no ownership. Returns False, doing
+    nothing, when `role` does not exist or is the migrating role itself (a one-role external server)."""
+    row = conn.execute(
+        "SELECT r.rolname <> current_user AND NOT r.rolsuper FROM pg_roles r WHERE r.rolname = %s", (role,)
+    ).fetchone()
+    if row is None or not row[0]:
+        return False
+    who = sql.Identifier(role)
+    with conn.transaction():
+        conn.execute(sql.SQL("GRANT USAGE ON SCHEMA public TO {}").format(who))
+        conn.execute(sql.SQL("GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA public TO {}").format(who))
+        conn.execute(sql.SQL("GRANT USAGE, SELECT ON ALL SEQUENCES IN SCHEMA public TO {}").format(who))
+        for table in (*APPEND_ONLY_TABLES, *READ_ONLY_TABLES):
+            if not _table_exists(conn, table):
+                continue
+            conn.execute(
+                sql.SQL("REVOKE UPDATE, DELETE, TRUNCATE, REFERENCES, TRIGGER ON {} FROM {}").format(
+                    sql.Identifier(table), who
+                )
+            )
+        for table in READ_ONLY_TABLES:
+            if _table_exists(conn, table):
+                conn.execute(sql.SQL("REVOKE INSERT ON {} FROM {}").format(sql.Identifier(table), who))
+        for function in SERVICE_FUNCTIONS:
+            exists = conn.execute("SELECT to_regprocedure(%s) IS NOT NULL", (function,)).fetchone()
+            if exists and exists[0]:
+                conn.execute(sql.SQL("GRANT EXECUTE ON FUNCTION {} TO {}").format(sql.SQL(function), who))
+    return True
+
+
 def _run(
     conn: Connection,
     settings: Settings,
@@ -284,6 +328,7 @@ def _run(
             report.partitions_created = ensure_partitions(
                 conn, today, today + timedelta(days=settings.partitions_ahead_days)
             )
+        report.service_role_granted = grant_service_role(conn, settings.service_role)
         return report
     finally:
         # a broken connection releases the lock with its session; never mask the original error

@@ -58,6 +58,8 @@ _NAME_RE = re.compile(rf"^{PARTITION_PREFIX}(\d{{8}})$")
 _LOCK_KEY = 0x6B63_6C6F_7564_0002  # pg_advisory_xact_lock key serialising partition DDL across workers
 
 _DbKey = tuple[str, str, str, int]
+#: made by migration 0012: creates one day's partition as the schema owner (the service role owns nothing)
+_MAKER = "kcloud_make_sample_partition(date)"
 
 
 @dataclass(frozen=True)
@@ -167,18 +169,23 @@ def _ensure_days(conn: Connection, days: Iterable[date]) -> list[str]:
     with conn.transaction():
         conn.execute("SELECT pg_advisory_xact_lock(%s)", (_LOCK_KEY,))
         existing = {p.day for p in list_partitions(conn)}
+        # the service role owns nothing: the owner's SECURITY DEFINER function makes the partition for it
+        maker = conn.execute("SELECT to_regprocedure(%s) IS NOT NULL", (_MAKER,)).fetchone()
         for day in missing:
             if day in existing:
                 continue
             part = Partition(partition_name(day), day)
-            conn.execute(
-                sql.SQL("CREATE TABLE {} PARTITION OF {} FOR VALUES FROM ({}) TO ({})").format(
-                    sql.Identifier(part.name),
-                    sql.Identifier(_PARENT),
-                    sql.Literal(part.start),
-                    sql.Literal(part.end),
+            if maker and maker[0]:
+                conn.execute("SELECT kcloud_make_sample_partition(%s)", (day,))
+            else:
+                conn.execute(
+                    sql.SQL("CREATE TABLE {} PARTITION OF {} FOR VALUES FROM ({}) TO ({})").format(
+                        sql.Identifier(part.name),
+                        sql.Identifier(_PARENT),
+                        sql.Literal(part.start),
+                        sql.Literal(part.end),
+                    )
                 )
-            )
             created.append(part.name)
     if own_transaction:  # committed now; inside a caller's transaction it is not ours to cache yet
         with _lock:

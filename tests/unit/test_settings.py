@@ -19,11 +19,34 @@ def _clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.chdir(tmp_path)
 
 
-def test_defaults_point_at_the_local_stack() -> None:
+def test_defaults_point_at_the_local_stack(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("KCLOUD_STATE_DIR", str(tmp_path))  # no pgpass yet: URLs without passwords
     s = load_settings()
     assert s.kafka_bootstrap == "127.0.0.1:9092"
-    assert s.effective_database_url == "postgresql://kcloud@127.0.0.1:54329/kcloud"
+    assert s.effective_database_url == "postgresql://kcloud_service@127.0.0.1:54329/kcloud"
+    assert s.migration_database_url == "postgresql://kcloud_owner@127.0.0.1:54329/kcloud"
+    assert s.local_database_url == "postgresql://kcloud@127.0.0.1:54329/kcloud"
     assert s.timescale == "auto"
+
+
+def test_local_urls_carry_the_roles_passwords_from_the_state_dirs_pgpass(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("KCLOUD_STATE_DIR", str(tmp_path))
+    (tmp_path / "pgpass").write_text("# roles\n*:*:*:kcloud_service:s3rv1ce\n*:*:*:kcloud_owner:0wner\n")
+    s = load_settings()
+    assert s.effective_database_url == "postgresql://kcloud_service:s3rv1ce@127.0.0.1:54329/kcloud"
+    assert s.migration_database_url == "postgresql://kcloud_owner:0wner@127.0.0.1:54329/kcloud"
+
+
+def test_an_external_database_url_is_also_the_migration_url_unless_an_owner_url_is_given(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("KCLOUD_DATABASE_URL", "postgresql://svc@db.example:5432/x")
+    assert load_settings().migration_database_url == "postgresql://svc@db.example:5432/x"
+    monkeypatch.setenv("KCLOUD_OWNER_DATABASE_URL", "postgresql://owner@db.example:5432/x")
+    assert load_settings().migration_database_url == "postgresql://owner@db.example:5432/x"
+    assert load_settings().effective_database_url == "postgresql://svc@db.example:5432/x"
 
 
 def test_toml_file_values_apply_and_environment_wins(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

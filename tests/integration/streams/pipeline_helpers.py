@@ -111,7 +111,7 @@ def read_topic(settings: Settings, spec: TopicSpec, expect: int, timeout_s: floa
 
 def prepared(settings: Settings) -> Settings:
     """`settings`, with their database migrated and their topics made."""
-    migrate(settings.effective_database_url, settings)
+    migrate(settings.migration_database_url, settings)
     KafkaService(settings).ensure_topics()
     return settings
 
