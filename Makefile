@@ -12,7 +12,7 @@ PYTEST := $(BIN)/pytest -q -p no:cacheprovider
 STORAGE_TESTS := tests/integration/db tests/integration/streams tests/integration/dashboards \
   tests/integration/reports tests/integration/bench tests/reliability/test_rel_worker_kills.py \
   tests/reliability/test_rel_ledger_tamper.py tests/reliability/test_rel_database_outage.py \
-  tests/reliability/test_rel_malformed_flood.py
+  tests/reliability/test_rel_malformed_flood.py tests/reliability/test_rel_database_roles.py
 # TimescaleDB for the test machines (a folder beside the clone; see its README.md)
 TIMESCALE_INSTALL := ../shared/timescaledb/install.sh
 # its build needs this PostgreSQL 15 minor release or newer (older servers lack symbols it links against)
