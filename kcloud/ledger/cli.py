@@ -169,6 +169,7 @@ def verify_command(
     else:
         typer.echo("  no checkpoint known: take one with `kcloud ledger checkpoint`")
     if refused:
+        typer.echo(f"verify FAILED: {len(refused)} checkpoint(s) refused (see above)", err=True)
         raise typer.Exit(1)
 
 

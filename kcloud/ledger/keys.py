@@ -14,6 +14,7 @@ from __future__ import annotations
 import base64
 import binascii
 import os
+import secrets
 import stat
 from dataclasses import dataclass
 from pathlib import Path
@@ -95,7 +96,7 @@ def load_or_create_key(path: Path) -> tuple[Ed25519PrivateKey, bool]:
     path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
     key = Ed25519PrivateKey.generate()
     pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp = path.with_name(f".{path.name}.{secrets.token_hex(8)}.tmp")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with os.fdopen(fd, "wb") as fh:
         fh.write(pem)
@@ -107,8 +108,9 @@ def load_or_create_key(path: Path) -> tuple[Ed25519PrivateKey, bool]:
         return _load_private(path), False
     finally:
         tmp.unlink()
-    pub = Path(f"{path}.pub")
-    pub.write_text(public_key_text(key) + "\n")
+    pub_tmp = path.with_name(f".{path.name}.pub.{secrets.token_hex(8)}.tmp")
+    pub_tmp.write_text(public_key_text(key) + "\n")
+    os.replace(pub_tmp, f"{path}.pub")
     return key, True
 
 

@@ -37,6 +37,7 @@ _ROWS_SQL = (
     "SELECT seq, device_id, device_uuid, event, at, node_id, site_id, details::text, prev_hash, hash, content,"
     " signature, signed_rows FROM deployment_events ORDER BY seq"
 )
+_UNCOVERED = "no append signed by the trusted key covers this row (it was added by someone without the ledger key)"
 _COLUMNS = ("device_id", "device_uuid", "event", "at", "node_id", "site_id", "details")
 
 
@@ -127,9 +128,12 @@ def verify_ledger(
     first_uncovered: int | None = None  # seq of the row after `covered`
     seen_form2 = False
 
-    def result(broken: Break | None) -> VerifyResult:
+    covered_head: tuple[int | None, str | None] = (None, None)
+
+    def result(broken: Break | None, upto_covered: bool = False) -> VerifyResult:
+        n, at_seq, at_hash = (covered, *covered_head) if upto_covered else (rows, head_seq, prev)
         return VerifyResult(
-            rows, head_seq, prev, broken, form1, appends, trusted_key is not None, newest, len(checkpoints)
+            n, at_seq, at_hash, broken, form1, appends, trusted_key is not None, newest, len(checkpoints)
         )
 
     with conn.transaction(), conn.cursor(name="kcloud_ledger_verify") as cur:
@@ -174,9 +178,9 @@ def verify_ledger(
             rows += 1
             if content is None:
                 form1 += 1
-                covered = rows
+                covered, covered_head = rows, (seq, stored)
             elif trusted_key is None:
-                covered = rows
+                covered, covered_head = rows, (seq, stored)
             else:
                 if first_uncovered is None:
                     first_uncovered = seq
@@ -184,15 +188,9 @@ def verify_ledger(
                     if not check_append(trusted_key, stored, int(n), sig):
                         return result(Break(seq, "its append's signature does not hold under the trusted key"))
                     if rows - int(n) != covered:
-                        return result(
-                            Break(
-                                first_uncovered,
-                                "no append signed by the trusted key covers this row "
-                                "(it was added by someone without the ledger key)",
-                            )
-                        )
+                        return result(Break(first_uncovered, _UNCOVERED), upto_covered=True)
                     appends += 1
-                    covered = rows
+                    covered, covered_head = rows, (seq, stored)
                     first_uncovered = None
             for cp in wanted.get(rows, ()):
                 if cp.head_hash != stored:
@@ -205,12 +203,7 @@ def verify_ledger(
             if progress is not None and rows % 5000 == 0:
                 progress(rows)
     if covered != rows:
-        return result(
-            Break(
-                first_uncovered,
-                "no append signed by the trusted key covers this row (it was added by someone without the ledger key)",
-            )
-        )
+        return result(Break(first_uncovered, _UNCOVERED), upto_covered=True)
     longer = [cp for cp in checkpoints if cp.row_count > rows]
     if longer:
         cp = max(longer, key=lambda c: c.row_count)
