@@ -49,7 +49,7 @@ PublicKeyOption = Annotated[
     typer.Option(
         "--public-key",
         help="The public key (base64) to trust, instead of KCLOUD_LEDGER_PUBLIC_KEY_FILE "
-        "[default: <ledger key>.pub]. A key named inside a checkpoint is never trusted.",
+        "(default: the ledger key file's .pub). A key named inside a checkpoint is never trusted.",
     ),
 ]
 KafkaOption = Annotated[
@@ -132,7 +132,8 @@ def verify_command(
 
     An auditor keeps the trusted public key (obtained once, out of band) and every checkpoint; with them
     this proves that every row was written by the holder of the ledger key, that none was changed,
-    removed or reordered since, and that the ledger only grew past each checkpoint.
+    removed or reordered since, and that the ledger only grew past each checkpoint. Rows newer than the
+    newest checkpoint can still be removed without trace: take checkpoints regularly.
     """
     settings = settings_from(ctx)
     trusted = _trusted(settings, public_key)
