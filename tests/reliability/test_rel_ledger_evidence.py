@@ -17,7 +17,7 @@ from pathlib import Path
 import psycopg
 import pytest
 from pipeline_helpers import T0, scalar, send, wait_until
-from reliability_helpers import ROOT, record_figures, start_worker
+from reliability_helpers import ROOT, free_port, record_figures, start_worker
 
 from collectors.simulator import SimulatedFleet
 from kcloud.ledger.chain import LedgerRow, content_hash, row_content
@@ -161,4 +161,7 @@ def test_odd_numbers_through_the_pipeline_verify_and_each_database_tampering_is_
     figures["key_readable_by_others"] = out
     assert code == 1 and "may be read by others (mode 0644)" in out and f"chmod 600 {key}" in out, out
     assert "Traceback" not in out and scalar(url, "SELECT count(*) FROM deployment_events") == before
+    code, out = _kcloud(settings, "streams", "worker", "--web-port", str(free_port()))
+    figures["worker_with_key_readable_by_others"] = {"exit": code, "output": out[-400:]}
+    assert code == 1 and f"chmod 600 {key}" in out and "Traceback" not in out, out
     record_figures("ledger_evidence", figures)
