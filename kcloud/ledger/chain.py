@@ -9,8 +9,9 @@ longer make an honest row fail; the typed columns must then say exactly what `co
 form 1 (before 0008) have no `content`: their hash is recomputed from their columns, without device_id.
 
 Each append (one transaction of the stream worker or of `kcloud device decommission`) signs its last row:
-the writer's Ed25519 signature of that row's hash and the number of rows the append wrote (`keys`), so
-a row added by anyone without the key, chained correctly or not, is not covered by any signature.
+the writer's Ed25519 signature of that row's hash and the number of rows the append covers (`keys`): the
+rows it wrote, and for the first append after migration 0008 the form-1 history before them too. A row
+added by anyone without the key, chained correctly or not, is not covered by any signature.
 
 Appending takes a transaction-level advisory lock, reads the head and chains the new rows onto it, so
 concurrent writers serialise and the chain never forks (the table's UNIQUE (prev_hash) would refuse a
@@ -167,8 +168,14 @@ def append_events(
     if not events:
         return []
     conn.execute("SELECT pg_advisory_xact_lock(%s)", (LEDGER_LOCK,))
-    last = conn.execute("SELECT hash FROM deployment_events ORDER BY seq DESC LIMIT 1").fetchone()
+    last = conn.execute("SELECT hash, content IS NULL FROM deployment_events ORDER BY seq DESC LIMIT 1").fetchone()
     prev: str | None = str(last[0]) if last else None
+    # the first append after migration 0008 also signs the form-1 history before it (so that it cannot be
+    # rewritten later as other form-1 rows)
+    history = 0
+    if last is not None and last[1]:
+        counted = conn.execute("SELECT count(*) FROM deployment_events").fetchone()
+        history = int(counted[0]) if counted else 0
     rows: list[list[Any]] = []
     hashes: list[str] = []
     for ev in events:
@@ -182,12 +189,13 @@ def append_events(
         )
         hashes.append(h)
         prev = h
-    rows[-1][-1] = signer.sign_append(hashes[-1], len(rows))
+    signed = history + len(rows)
+    rows[-1][-1] = signer.sign_append(hashes[-1], signed)
     # one COPY: rows take their seq in this order
     with conn.cursor().copy(
         "COPY deployment_events (device_id, device_uuid, event, at, node_id, site_id, details, prev_hash, hash,"
         " content, signature, signed_rows) FROM STDIN"
     ) as copy:
         for i, row_values in enumerate(rows):
-            copy.write_row((*row_values, len(rows) if i == len(rows) - 1 else None))
+            copy.write_row((*row_values, signed if i == len(rows) - 1 else None))
     return hashes

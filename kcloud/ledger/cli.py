@@ -140,7 +140,7 @@ def verify_command(
     key = trusted[0] if trusted else None
     good, refused, notes = _trusted_checkpoints(settings, list(checkpoint or []), key, kafka)
     result = _verify(settings, key, good)
-    for note in notes:
+    for note in [*notes, *result.notes]:
         typer.echo(f"note: {note}", err=True)
     for why in refused:
         typer.echo(f"checkpoint REFUSED: {why}", err=True)
@@ -162,8 +162,8 @@ def verify_command(
         typer.echo(f"  {result.signed_appends} signed append(s) checked {signer}".rstrip())
         if result.form1_rows:
             typer.echo(
-                f"  {result.form1_rows} row(s) of form 1 (written before migration 0008): chained and checked "
-                "against checkpoints, not signed, their device_id not hashed"
+                f"  {result.form1_rows} row(s) of form 1 (written before migration 0008): chained, signed by the "
+                "first append after it, checked against checkpoints; their device_id is not hashed"
             )
     if result.checkpoint is not None:
         typer.echo(f"  extends the newest known {result.checkpoint.describe()}; {len(good)} checkpoint(s) checked")

@@ -8,7 +8,8 @@ A row is broken when
   hashed `content` says (a column was changed behind the hash);
 - it is of form 1 after a form-2 row (form 1 is only the history from before the upgrade);
 - no append signed by the trusted key covers it (a row added by someone without the writer's key,
-  however correctly chained), or its append's signature does not hold;
+  however correctly chained), or its append's signature does not hold; the first append after the
+  upgrade covers the form-1 history too (until then, only a checkpoint protects it);
 - a checkpoint signed by the trusted key names a different hash for its row count, or more rows than the
   ledger has (rows removed at the end).
 Verification stops at the first break. Rows stream from a server-side cursor, so memory stays flat
@@ -176,10 +177,8 @@ def verify_ledger(
                     return result(Break(seq, reason))
             prev, head_seq = stored, seq
             rows += 1
-            if content is None:
-                form1 += 1
-                covered, covered_head = rows, (seq, stored)
-            elif trusted_key is None:
+            form1 += 1 if content is None else 0
+            if trusted_key is None:
                 covered, covered_head = rows, (seq, stored)
             else:
                 if first_uncovered is None:
@@ -202,7 +201,8 @@ def verify_ledger(
                 newest = cp
             if progress is not None and rows % 5000 == 0:
                 progress(rows)
-    if covered != rows:
+    unsealed = covered != rows and not seen_form2  # form-1 history the next append will sign
+    if covered != rows and not unsealed:
         return result(Break(first_uncovered, _UNCOVERED), upto_covered=True)
     longer = [cp for cp in checkpoints if cp.row_count > rows]
     if longer:
@@ -215,4 +215,9 @@ def verify_ledger(
     empty = [cp for cp in checkpoints if cp.row_count == 0]
     if newest is None and empty:
         newest = empty[0]
-    return result(None)
+    done = result(None)
+    if unsealed:
+        done.notes.append(
+            f"the {rows} row(s) of form 1 are not signed yet: the next append signs them (or take a checkpoint now)"
+        )
+    return done

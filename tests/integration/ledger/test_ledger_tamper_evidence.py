@@ -17,6 +17,7 @@ from ledger_helpers import T0, append, cli, events, key_file, seqs, tamper
 from kcloud.db.migrate import migrate
 from kcloud.ledger.chain import LedgerRow, content_hash, row_content, row_hash
 from kcloud.ledger.checkpoint import sign_checkpoint
+from kcloud.ledger.keys import public_key_text
 from kcloud.settings import Settings
 
 
@@ -121,7 +122,9 @@ def test_a_signing_key_others_may_read_is_refused_with_how_to_fix_it(ledger_db: 
     assert code == 0, out
 
 
-def test_form1_rows_from_before_the_upgrade_verify_and_cannot_follow_form2(ledger_db: str, tmp_path: Path) -> None:
+def test_form1_rows_from_before_the_upgrade_verify_are_signed_by_the_next_append_and_cannot_follow_form2(
+    ledger_db: str, tmp_path: Path
+) -> None:
     prev: str | None = None
     with psycopg.connect(ledger_db) as conn, conn.transaction():  # as the code before migration 0008 wrote
         for ev in events(3, details={"util_pct": 41.5}):
@@ -133,9 +136,15 @@ def test_form1_rows_from_before_the_upgrade_verify_and_cannot_follow_form2(ledge
                 (ev.device_uuid, ev.event, ev.at, ev.node_id, ev.site_id, json.dumps(ev.details), prev, h),
             )
             prev = h
+    code, out = _verify(ledger_db, tmp_path, "--public-key", public_key_text(Ed25519PrivateKey.generate()))
+    assert code == 0 and "ledger intact: 3 row(s)" in out and "not signed yet: the next append signs them" in out
     append(ledger_db, tmp_path, events(2, start=3))
     code, out = _verify(ledger_db, tmp_path)
     assert code == 0 and "ledger intact: 5 row(s)" in out and "3 row(s) of form 1" in out, out
+    with psycopg.connect(ledger_db) as conn:
+        assert conn.execute("SELECT signed_rows FROM deployment_events WHERE signature IS NOT NULL").fetchall() == [
+            (5,)
+        ]
 
     last = seqs(ledger_db)[-1]
     with psycopg.connect(ledger_db) as conn:  # a form-1 row chained after the form-2 rows
@@ -150,6 +159,25 @@ def test_form1_rows_from_before_the_upgrade_verify_and_cannot_follow_form2(ledge
         )
     code, out = _verify(ledger_db, tmp_path)
     assert code == 1 and f"BROKEN at seq {last + 1}: a row of form 1" in out, out
+    tamper(ledger_db, "DELETE FROM deployment_events WHERE seq = %s", (last + 1,))
+
+    # the form-1 history rewritten consistently (every form-1 hash recomputed) breaks the first signed append
+    first = seqs(ledger_db)[0]
+    tamper(ledger_db, "UPDATE deployment_events SET details = '{\"util_pct\": 0}' WHERE seq = %s", (first,))
+    rehash_prev: str | None = None
+    with psycopg.connect(ledger_db) as conn, conn.transaction():
+        conn.execute("SET LOCAL session_replication_role = replica")
+        for seq, uuid, event, at, node, site, details, content in conn.execute(
+            "SELECT seq, device_uuid, event, at, node_id, site_id, details, content FROM deployment_events ORDER BY seq"
+        ).fetchall():
+            if content is not None:
+                conn.execute("UPDATE deployment_events SET prev_hash = %s WHERE seq = %s", (rehash_prev, seq))
+                break
+            h = row_hash(rehash_prev, LedgerRow(uuid, event, at, node, site, details))
+            conn.execute("UPDATE deployment_events SET prev_hash = %s, hash = %s WHERE seq = %s", (rehash_prev, h, seq))
+            rehash_prev = h
+    code, out = _verify(ledger_db, tmp_path)
+    assert code == 1 and f"BROKEN at seq {first + 3}: content does not match its hash" in out, out
 
 
 def test_checkpoints_are_published_to_and_read_back_from_kafka(
