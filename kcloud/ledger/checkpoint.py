@@ -23,7 +23,7 @@ from typing import Any
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
-from kcloud.ledger.keys import public_key_text
+from kcloud.ledger.keys import TrustedKeys, public_key_text
 
 __all__ = ["Checkpoint", "CheckpointError", "parse_checkpoint", "read_checkpoint", "sign_checkpoint"]
 
@@ -64,15 +64,18 @@ class Checkpoint:
         doc["signature"] = self.signature
         return json.dumps(doc, indent=2, sort_keys=True) + "\n"
 
-    def check_signature(self, trusted: Ed25519PublicKey) -> None:
-        """Raise CheckpointError unless the checkpoint is signed by `trusted` (the key in the file is not trusted)."""
-        if self.public_key != public_key_text(trusted):
+    def check_signature(self, trusted: Ed25519PublicKey | TrustedKeys) -> None:
+        """Raise CheckpointError unless the checkpoint is signed by a `trusted` key (the key in the file is not
+        trusted: it only says which one signed)."""
+        keys = TrustedKeys.of(trusted)
+        key = keys.find(self.public_key)
+        if key is None:
             raise CheckpointError(
                 f"the checkpoint was signed by another key ({self.public_key}) than the trusted one "
-                f"({public_key_text(trusted)}): refused"
+                f"({', '.join(keys.texts)}): refused"
             )
         try:
-            trusted.verify(base64.b64decode(self.signature, validate=True), self.signed_text())
+            key.verify(base64.b64decode(self.signature, validate=True), self.signed_text())
         except (InvalidSignature, ValueError, binascii.Error) as exc:
             raise CheckpointError("the checkpoint's signature does not match its content: refused") from exc
 

@@ -15,11 +15,10 @@ from typing import Annotated
 
 import psycopg
 import typer
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from kcloud.cli_context import fail, settings_from
 from kcloud.ledger.checkpoint import Checkpoint, CheckpointError, read_checkpoint, sign_checkpoint
-from kcloud.ledger.keys import LedgerKeyError, load_or_create_key, public_key_from_text, public_key_text
+from kcloud.ledger.keys import LedgerKeyError, TrustedKeys, load_or_create_key, public_key_from_text, public_key_text
 from kcloud.ledger.publish import (
     checkpoint_dir,
     known_checkpoints,
@@ -64,17 +63,17 @@ def _connect(settings: Settings) -> psycopg.Connection[tuple[object, ...]]:
         fail(f"kcloud ledger: cannot reach the database: {str(exc).strip()}")
 
 
-def _trusted(settings: Settings, given: str | None) -> tuple[Ed25519PublicKey, str] | None:
+def _trusted(settings: Settings, given: str | None) -> TrustedKeys | None:
     try:
         if given is not None:
-            return public_key_from_text(given), "--public-key"
+            return TrustedKeys((public_key_from_text(given),), "--public-key")
         return trusted_key(settings)
     except LedgerKeyError as exc:
         fail(f"kcloud ledger: {exc}")
 
 
 def _verify(
-    settings: Settings, trusted: Ed25519PublicKey | None, checkpoints: list[Checkpoint] | None = None
+    settings: Settings, trusted: TrustedKeys | None, checkpoints: list[Checkpoint] | None = None
 ) -> VerifyResult:
     with _connect(settings) as conn:
         try:
@@ -86,7 +85,7 @@ def _verify(
 
 
 def _trusted_checkpoints(
-    settings: Settings, files: list[Path], trusted: Ed25519PublicKey | None, kafka: bool
+    settings: Settings, files: list[Path], trusted: TrustedKeys | None, kafka: bool
 ) -> tuple[list[Checkpoint], list[str], list[str]]:
     """The known checkpoints signed by `trusted`, the refusals (text), and notes."""
     known = known_checkpoints(settings, files, kafka=kafka)
@@ -137,9 +136,8 @@ def verify_command(
     """
     settings = settings_from(ctx)
     trusted = _trusted(settings, public_key)
-    key = trusted[0] if trusted else None
-    good, refused, notes = _trusted_checkpoints(settings, list(checkpoint or []), key, kafka)
-    result = _verify(settings, key, good)
+    good, refused, notes = _trusted_checkpoints(settings, list(checkpoint or []), trusted, kafka)
+    result = _verify(settings, trusted, good)
     for note in [*notes, *result.notes]:
         typer.echo(f"note: {note}", err=True)
     for why in refused:
@@ -158,7 +156,7 @@ def verify_command(
         typer.echo("ledger intact: empty (no deployment events yet)")
     else:
         typer.echo(f"ledger intact: {result.rows} row(s), head seq {result.head_seq}, head hash {result.head_hash}")
-        signer = f"under the trusted key {public_key_text(key)} ({trusted[1]})" if trusted and key else ""
+        signer = f"under the trusted key {trusted.describe()}" if trusted else ""
         typer.echo(f"  {result.signed_appends} signed append(s) checked {signer}".rstrip())
         if result.form1_rows:
             typer.echo(
@@ -198,14 +196,17 @@ def checkpoint_command(
     if created:
         typer.echo(f"created signing key {key_path} (public key {public_key_text(key)}, also in {key_path}.pub)")
     trusted = _trusted(settings, None)
-    if trusted is None or public_key_text(trusted[0]) != public_key_text(key):
-        fail(f"kcloud ledger: the signing key {key_path} is not the trusted key ({trusted[1] if trusted else 'none'})")
-    good, refused, notes = _trusted_checkpoints(settings, [], trusted[0], kafka)
+    if trusted is None or trusted.find(public_key_text(key)) is None:
+        fail(
+            f"kcloud ledger: the signing key {key_path} is not a trusted key "
+            f"({trusted.describe() if trusted else 'none'})"
+        )
+    good, refused, notes = _trusted_checkpoints(settings, [], trusted, kafka)
     for note in notes:
         typer.echo(f"note: {note}", err=True)
     if refused:
         fail("kcloud ledger: refusing to sign while a checkpoint is refused: " + "; ".join(refused))
-    result = _verify(settings, trusted[0], good)
+    result = _verify(settings, trusted, good)
     if result.broken is not None:
         fail(f"kcloud ledger: refusing to sign a broken ledger ({_broken_text(result)})")
     checkpoint = sign_checkpoint(key, result.rows, result.head_seq, result.head_hash)
@@ -240,13 +241,13 @@ def check_checkpoint_command(
         fail("kcloud ledger: no trusted public key: set KCLOUD_LEDGER_PUBLIC_KEY_FILE or pass --public-key")
     try:
         checkpoint = read_checkpoint(file)
-        checkpoint.check_signature(trusted[0])
+        checkpoint.check_signature(trusted)
     except CheckpointError as exc:
         fail(f"kcloud ledger: {exc}")
-    result = _verify(settings, trusted[0], [checkpoint])
+    result = _verify(settings, trusted, [checkpoint])
     if result.broken is not None:
         fail(f"kcloud ledger: the ledger does not hold: {_broken_text(result)}")
     typer.echo(
-        f"checkpoint holds: signed {checkpoint.created_at} by the trusted key ({trusted[1]}); the ledger still "
+        f"checkpoint holds: signed {checkpoint.created_at} by the trusted key ({trusted.source}); the ledger still "
         f"begins with its {checkpoint.row_count} row(s) ending in {checkpoint.head_hash}"
     )

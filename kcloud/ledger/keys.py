@@ -4,9 +4,10 @@ The private key (`ledger_key_file`, default `<state_dir>/keys/ledger-ed25519.pem
 database, is created with mode 0600 on first use (its public key beside it as `<key>.pub`), and is
 refused when its group or others may read it. It signs each ledger append (`append_message`: the hash of
 the append's last row and how many rows it holds, which through the chain covers every row before) and
-every checkpoint. Whoever checks trusts only a public key it was given (`ledger_public_key_file`, default
-`<key>.pub`, or the public half of the private key when that is all there is), never one named by what
-it checks. May import only the standard library and `cryptography`.
+every checkpoint. Whoever checks trusts only public keys it was given (`ledger_public_key_file`, default
+`<key>.pub`, or the public half of the private key when that is all there is; several lines while a key
+is replaced: the old key's rows keep verifying), never one named by what it checks. May import only the
+standard library and `cryptography`.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from __future__ import annotations
 import base64
 import binascii
 import os
+import re
 import secrets
 import stat
 from dataclasses import dataclass
@@ -26,10 +28,11 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey,
 __all__ = [
     "LedgerKeyError",
     "LedgerSigner",
+    "TrustedKeys",
     "append_message",
     "check_append",
     "load_or_create_key",
-    "load_public_key",
+    "load_public_keys",
     "public_key_from_text",
     "public_key_text",
     "trusted_public_key",
@@ -114,28 +117,61 @@ def load_or_create_key(path: Path) -> tuple[Ed25519PrivateKey, bool]:
     return key, True
 
 
-def load_public_key(path: Path) -> Ed25519PublicKey:
-    """A trusted public key from a file (base64 or PEM); LedgerKeyError naming the file otherwise."""
+@dataclass(frozen=True)
+class TrustedKeys:
+    """The public keys a verifier trusts (more than one while a key is being replaced) and where they came from."""
+
+    keys: tuple[Ed25519PublicKey, ...]
+    source: str
+
+    @classmethod
+    def of(cls, key: Ed25519PublicKey | TrustedKeys, source: str = "given") -> TrustedKeys:
+        return key if isinstance(key, TrustedKeys) else cls((key,), source)
+
+    @property
+    def texts(self) -> list[str]:
+        return [public_key_text(k) for k in self.keys]
+
+    def find(self, text: str) -> Ed25519PublicKey | None:
+        """The trusted key spelled `text`, if it is one."""
+        return next((k for k in self.keys if public_key_text(k) == text), None)
+
+    def check_append(self, last_hash: str, rows: int, signature: str) -> bool:
+        return any(check_append(k, last_hash, rows, signature) for k in self.keys)
+
+    def describe(self) -> str:
+        return f"{', '.join(self.texts)} ({self.source})"
+
+
+def load_public_keys(path: Path) -> TrustedKeys:
+    """The trusted public keys of a file: one base64 key per line (`#` starts a comment) or PEM blocks;
+    LedgerKeyError naming the file otherwise."""
     try:
         text = path.read_text()
     except OSError as exc:
         raise LedgerKeyError(f"cannot read the trusted public key {path}: {exc.strerror}") from exc
+    if "-----BEGIN" in text:
+        items = re.findall(r"-----BEGIN [A-Z ]+-----.*?-----END [A-Z ]+-----", text, flags=re.DOTALL)
+    else:
+        items = [ln.strip() for ln in text.splitlines() if ln.strip() and not ln.strip().startswith("#")]
+    if not items:
+        raise LedgerKeyError(f"{path} holds no public key")
     try:
-        return public_key_from_text(text)
+        return TrustedKeys(tuple(public_key_from_text(item) for item in items), str(path))
     except LedgerKeyError as exc:
         raise LedgerKeyError(f"{path}: {exc}") from exc
 
 
-def trusted_public_key(public_key_file: Path | None, key_file: Path) -> tuple[Ed25519PublicKey, str] | None:
-    """The public key to trust and where it came from: `public_key_file` when set, else `<key_file>.pub`,
-    else the public half of `key_file`; None when there is none of them."""
+def trusted_public_key(public_key_file: Path | None, key_file: Path) -> TrustedKeys | None:
+    """The public keys to trust: those of `public_key_file` when set, else of `<key_file>.pub`, else the public
+    half of `key_file`; None when there is none of them."""
     if public_key_file is not None:
-        return load_public_key(public_key_file), str(public_key_file)
+        return load_public_keys(public_key_file)
     pub = Path(f"{key_file}.pub")
     if pub.exists():
-        return load_public_key(pub), str(pub)
+        return load_public_keys(pub)
     if key_file.exists():
-        return _load_private(key_file).public_key(), f"{key_file} (its public half)"
+        return TrustedKeys((_load_private(key_file).public_key(),), f"{key_file} (its public half)")
     return None
 
 

@@ -17,10 +17,8 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
-
 from kcloud.ledger.checkpoint import Checkpoint, CheckpointError, parse_checkpoint, read_checkpoint
-from kcloud.ledger.keys import trusted_public_key
+from kcloud.ledger.keys import TrustedKeys, trusted_public_key
 from kcloud.settings import Settings
 from kcloud.topics import LEDGER_CHECKPOINTS
 
@@ -44,8 +42,8 @@ def signing_key_path(settings: Settings) -> Path:
     return settings.ledger_key_file or settings.state_dir / "keys" / "ledger-ed25519.pem"
 
 
-def trusted_key(settings: Settings) -> tuple[Ed25519PublicKey, str] | None:
-    """The public key these settings trust, and where it came from (see `keys.trusted_public_key`)."""
+def trusted_key(settings: Settings) -> TrustedKeys | None:
+    """The public keys these settings trust, and where they came from (see `keys.trusted_public_key`)."""
     return trusted_public_key(settings.ledger_public_key_file, signing_key_path(settings))
 
 

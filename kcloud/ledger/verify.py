@@ -30,7 +30,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from kcloud.ledger.chain import FORM, LedgerRow, content_hash, row_hash, utc_text
 from kcloud.ledger.checkpoint import Checkpoint
-from kcloud.ledger.keys import check_append
+from kcloud.ledger.keys import TrustedKeys
 
 __all__ = ["Break", "VerifyResult", "verify_ledger"]
 
@@ -110,7 +110,7 @@ def verify_ledger(
     conn: psycopg.Connection[Any],
     progress: Callable[[int], None] | None = None,
     *,
-    trusted_key: Ed25519PublicKey | None = None,
+    trusted_key: Ed25519PublicKey | TrustedKeys | None = None,
     checkpoints: Sequence[Checkpoint] = (),
 ) -> VerifyResult:
     """Walk the chain from the first row; stop at the first break.
@@ -118,6 +118,7 @@ def verify_ledger(
     Signatures are checked when `trusted_key` is given (otherwise `signatures_checked` is False and unsigned
     rows pass); `checkpoints` must already be known to be signed by the trusted key.
     """
+    trusted = None if trusted_key is None else TrustedKeys.of(trusted_key)
     wanted: dict[int, list[Checkpoint]] = {}
     for cp in checkpoints:
         wanted.setdefault(cp.row_count, []).append(cp)
@@ -184,7 +185,7 @@ def verify_ledger(
                 if first_uncovered is None:
                     first_uncovered = seq
                 if sig is not None:
-                    if not check_append(trusted_key, stored, int(n), sig):
+                    if trusted is None or not trusted.check_append(stored, int(n), sig):
                         return result(Break(seq, "its append's signature does not hold under the trusted key"))
                     if rows - int(n) != covered:
                         return result(Break(first_uncovered, _UNCOVERED), upto_covered=True)

@@ -53,5 +53,5 @@ def test_any_details_a_client_can_cause_verify_intact_after_the_round_trip(
     key = trusted_key(test_settings.model_copy(update={"state_dir": tmp_path / "state"}))
     assert key is not None
     with psycopg.connect(ledger_db) as conn:
-        result = verify_ledger(conn, trusted_key=key[0])
+        result = verify_ledger(conn, trusted_key=key)
     assert result.ok, result.broken

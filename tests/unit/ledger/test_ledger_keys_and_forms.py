@@ -22,6 +22,7 @@ from kcloud.ledger.keys import (
     LedgerSigner,
     check_append,
     load_or_create_key,
+    load_public_keys,
     public_key_text,
     trusted_public_key,
 )
@@ -35,7 +36,7 @@ def test_a_new_key_is_private_and_its_public_half_is_written_beside_it(tmp_path:
     again, created_again = load_or_create_key(path)
     assert not created_again and public_key_text(again) == public_key_text(key)
     trusted = trusted_public_key(None, path)
-    assert trusted is not None and public_key_text(trusted[0]) == public_key_text(key)
+    assert trusted is not None and trusted.texts == [public_key_text(key)]
 
 
 def test_concurrent_first_uses_agree_on_one_key(tmp_path: Path) -> None:
@@ -55,6 +56,22 @@ def test_a_key_readable_by_group_or_others_is_refused_with_how_to_fix_it(tmp_pat
     os.chmod(path, mode)
     with pytest.raises(LedgerKeyError, match=rf"mode {mode:04o}.*chmod 600 {path}"):
         LedgerSigner.from_file(path)
+
+
+def test_while_a_key_is_replaced_both_public_keys_are_trusted(tmp_path: Path) -> None:
+    old, new = Ed25519PrivateKey.generate(), Ed25519PrivateKey.generate()
+    pub = tmp_path / "trusted.pub"
+    pub.write_text(f"# old key, until 2027-01\n{public_key_text(old)}\n\n{public_key_text(new)}\n")
+    trusted = load_public_keys(pub)
+    assert trusted.texts == [public_key_text(old), public_key_text(new)]
+    sign_checkpoint(old, 1, 1, "ab" * 32).check_signature(trusted)
+    sign_checkpoint(new, 2, 2, "cd" * 32).check_signature(trusted)
+    assert trusted.check_append("ab" * 32, 1, LedgerSigner(old).sign_append("ab" * 32, 1))
+    with pytest.raises(CheckpointError, match="signed by another key"):
+        sign_checkpoint(Ed25519PrivateKey.generate(), 1, 1, "ab" * 32).check_signature(trusted)
+    (tmp_path / "empty.pub").write_text("# nothing\n")
+    with pytest.raises(LedgerKeyError, match="holds no public key"):
+        load_public_keys(tmp_path / "empty.pub")
 
 
 def test_an_append_signature_holds_only_for_its_hash_count_and_key(tmp_path: Path) -> None:
