@@ -13,6 +13,7 @@ from typing import Annotated
 import typer
 
 from infra.errors import InfraError
+from kcloud.ledger.keys import LedgerKeyError
 from kcloud.settings import Settings, SettingsError, load_settings
 
 __all__ = ["app", "main"]
@@ -226,6 +227,9 @@ def main() -> None:
         typer.echo(f"kcloud: configuration error: {exc}", err=True)
         sys.exit(2)
     except InfraError as exc:
+        typer.echo(f"kcloud: {exc}", err=True)
+        sys.exit(1)
+    except LedgerKeyError as exc:  # e.g. a signing key others may read: refused, with how to fix it
         typer.echo(f"kcloud: {exc}", err=True)
         sys.exit(1)
 

@@ -119,7 +119,19 @@ class Settings(BaseSettings):
     )
     ledger_key_file: Path | None = Field(
         None,
-        description="Ed25519 private key (PEM) signing ledger checkpoints [default: <state_dir>/keys/].",
+        description="Ed25519 private key (PEM, mode 0600) signing ledger appends and checkpoints "
+        "[default: <state_dir>/keys/ledger-ed25519.pem].",
+    )
+    # ledger tamper evidence: the key a verifier trusts and where checkpoints are kept outside the database
+    ledger_public_key_file: Path | None = Field(
+        None,
+        description="The trusted public key (base64 or PEM) that ledger signatures and checkpoints must verify "
+        "under [default: <ledger_key_file>.pub, else the public half of ledger_key_file].",
+    )
+    ledger_checkpoint_dir: Path | None = Field(
+        None,
+        description="Append-only store of signed ledger checkpoints, outside the database "
+        "[default: <state_dir>/checkpoints].",
     )
 
     # vendor push gateway

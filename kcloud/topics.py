@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-__all__ = ["ALERTS", "ALL_TOPICS", "DEADLETTER", "DEPLOYMENTS", "TELEMETRY", "TopicSpec"]
+__all__ = ["ALERTS", "ALL_TOPICS", "DEADLETTER", "DEPLOYMENTS", "LEDGER_CHECKPOINTS", "TELEMETRY", "TopicSpec"]
 
 
 @dataclass(frozen=True)
@@ -25,5 +25,7 @@ DEADLETTER = TopicSpec("kcloud.deadletter.v1", "rejected input with its reason a
 DEPLOYMENTS = TopicSpec("kcloud.deployments.v1", "device lifecycle transitions", 365 * 86_400_000)
 
 ALERTS = TopicSpec("kcloud.alerts.v1", "alerts opened and resolved", 90 * 86_400_000)
+#: signed ledger checkpoints, kept for ever (retention -1) so that the ledger's history can be checked later
+LEDGER_CHECKPOINTS = TopicSpec("kcloud.ledger-checkpoints.v1", "signed ledger checkpoints (kept for ever)", -1)
 
-ALL_TOPICS: tuple[TopicSpec, ...] = (TELEMETRY, DEADLETTER, DEPLOYMENTS, ALERTS)
+ALL_TOPICS: tuple[TopicSpec, ...] = (TELEMETRY, DEADLETTER, DEPLOYMENTS, ALERTS, LEDGER_CHECKPOINTS)

@@ -26,7 +26,7 @@ from uuid import UUID, uuid4
 import psycopg
 
 from kcloud.db.schema import HEALTH_CODES, HEALTH_NAMES
-from kcloud.ledger import append_events
+from kcloud.ledger import LedgerSigner, append_events, signing_key_path
 from kcloud.records import DeploymentEvent, NodeSnapshot
 from kcloud.settings import Settings
 from streams.lifecycle import DeviceState, Observation, Rules, Transition, commission, observe, steady, sweep
@@ -124,6 +124,8 @@ class LifecycleRecorder:
         self._cache: dict[int, _Row] = {}
         #: this recorder's name in `lifecycle_writers`
         self.writer = uuid4()
+        #: the key the ledger appends are signed with (LedgerKeyError when others may read it)
+        self._signer = LedgerSigner.from_file(signing_key_path(settings))
 
     def lock(self, conn: psycopg.Connection[Any], partitions: Collection[int] | None) -> bool:
         """`lock_lifecycle` of `partitions` (None: all) as this recorder's writer, for this transaction: what
@@ -352,9 +354,8 @@ class LifecycleRecorder:
             ),
         )
 
-    @staticmethod
     def _append(
-        conn: psycopg.Connection[Any], rows: Mapping[int, _Row], transitions: Sequence[tuple[int, Transition]]
+        self, conn: psycopg.Connection[Any], rows: Mapping[int, _Row], transitions: Sequence[tuple[int, Transition]]
     ) -> list[DeploymentEvent]:
         if not transitions:
             return []
@@ -371,7 +372,7 @@ class LifecycleRecorder:
             )
             for i, t in ordered
         ]
-        append_events(conn, events, {rows[i].device_uuid: i for i, _ in ordered})
+        append_events(conn, events, {rows[i].device_uuid: i for i, _ in ordered}, signer=self._signer)
         return events
 
 

@@ -1,33 +1,38 @@
-"""Signed checkpoints of the ledger: a small JSON document a program manager keeps, naming the ledger head.
+"""Signed checkpoints of the ledger: a signed tree head in the sense of RFC 9162 (Certificate Transparency).
 
-A checkpoint states the head hash, the row count and seq, and the time, signed with the service's
-Ed25519 key (`ledger_key_file`, created with mode 0600 on first use). Anyone holding a checkpoint can later
-check that the signature is the service's and that today's ledger still begins with exactly those rows:
-nothing before the checkpoint was changed, removed or reordered.
+A checkpoint states the row count and the hash of the row at that count (the head), its seq and the
+time, signed with the service's Ed25519 key (`kcloud.ledger.keys`). Consistency with a later ledger is
+simple because the ledger is one hash chain: the ledger must begin with exactly the checkpointed rows,
+i.e. its row number `row_count` must still have hash `head_hash`; whatever was changed, removed or
+reordered before it, or removed after, shows. A checkpoint is accepted only under a trusted public key
+given to whoever checks; the public key written into the file only says which key signed it.
+
+`kcloud.ledger.publish` keeps checkpoints where the database owner cannot rewrite them.
 """
 
 from __future__ import annotations
 
 import base64
+import binascii
 import json
-import os
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from cryptography.exceptions import InvalidSignature
-from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
-__all__ = ["Checkpoint", "CheckpointError", "load_or_create_key", "read_checkpoint", "sign_checkpoint"]
+from kcloud.ledger.keys import TrustedKeys, public_key_text
+
+__all__ = ["Checkpoint", "CheckpointError", "parse_checkpoint", "read_checkpoint", "sign_checkpoint"]
 
 _FORMAT = "kcloud-ledger-checkpoint/1"
 _SIGNED_FIELDS = ("format", "ledger", "row_count", "head_seq", "head_hash", "created_at")
 
 
 class CheckpointError(Exception):
-    """A checkpoint file that cannot be read, or whose signature does not hold."""
+    """A checkpoint that cannot be read, or whose signature does not hold under the trusted key."""
 
 
 @dataclass(frozen=True)
@@ -59,40 +64,23 @@ class Checkpoint:
         doc["signature"] = self.signature
         return json.dumps(doc, indent=2, sort_keys=True) + "\n"
 
-    def check_signature(self, trusted_public_key: str | None = None) -> None:
-        """Raise CheckpointError unless the signature holds (for `trusted_public_key` when given)."""
-        key_text = trusted_public_key or self.public_key
-        if trusted_public_key is not None and trusted_public_key != self.public_key:
-            raise CheckpointError("the checkpoint was signed by another key than the trusted one")
+    def check_signature(self, trusted: Ed25519PublicKey | TrustedKeys) -> None:
+        """Raise CheckpointError unless the checkpoint is signed by a `trusted` key (the key in the file is not
+        trusted: it only says which one signed)."""
+        keys = TrustedKeys.of(trusted)
+        key = keys.find(self.public_key)
+        if key is None:
+            raise CheckpointError(
+                f"the checkpoint was signed by another key ({self.public_key}) than the trusted one "
+                f"({', '.join(keys.texts)}): refused"
+            )
         try:
-            key = Ed25519PublicKey.from_public_bytes(base64.b64decode(key_text, validate=True))
             key.verify(base64.b64decode(self.signature, validate=True), self.signed_text())
-        except (InvalidSignature, ValueError) as exc:
-            raise CheckpointError("the checkpoint's signature does not match its content") from exc
+        except (InvalidSignature, ValueError, binascii.Error) as exc:
+            raise CheckpointError("the checkpoint's signature does not match its content: refused") from exc
 
-
-def load_or_create_key(path: Path) -> tuple[Ed25519PrivateKey, bool]:
-    """The signing key at `path`; a new one is written (mode 0600) when none exists. Returns (key, created)."""
-    if path.exists():
-        try:
-            key = serialization.load_pem_private_key(path.read_bytes(), password=None)
-        except ValueError as exc:
-            raise CheckpointError(f"{path} is not a PEM private key: {exc}") from exc
-        if not isinstance(key, Ed25519PrivateKey):
-            raise CheckpointError(f"{path} holds a {type(key).__name__}, not an Ed25519 private key")
-        return key, False
-    path.parent.mkdir(parents=True, exist_ok=True)
-    key = Ed25519PrivateKey.generate()
-    pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "wb") as fh:
-        fh.write(pem)
-    return key, True
-
-
-def public_key_text(key: Ed25519PrivateKey) -> str:
-    raw = key.public_key().public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
-    return base64.b64encode(raw).decode()
+    def describe(self) -> str:
+        return f"checkpoint of {self.created_at} ({self.row_count} row(s) ending in {self.head_hash})"
 
 
 def sign_checkpoint(
@@ -105,25 +93,37 @@ def sign_checkpoint(
     return Checkpoint(unsigned.ledger, row_count, head_seq, head_hash, created, unsigned.public_key, signature)
 
 
+def parse_checkpoint(text: str | bytes, where: str) -> Checkpoint:
+    """Parse a checkpoint document; CheckpointError names `where` and what is wrong with it."""
+    try:
+        doc = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise CheckpointError(f"{where} is not JSON (line {exc.lineno}, column {exc.colno}: {exc.msg})") from exc
+    except UnicodeDecodeError as exc:
+        raise CheckpointError(f"{where} is not UTF-8 text") from exc
+    if not isinstance(doc, dict) or doc.get("format") != _FORMAT:
+        raise CheckpointError(f"{where} is not a {_FORMAT} document")
+    missing = [f for f in (*_SIGNED_FIELDS, "public_key", "signature") if f not in doc]
+    if missing:
+        raise CheckpointError(f"{where} lacks {', '.join(missing)}")
+    try:
+        return Checkpoint(
+            str(doc["ledger"]),
+            int(doc["row_count"]),
+            None if doc["head_seq"] is None else int(doc["head_seq"]),
+            None if doc["head_hash"] is None else str(doc["head_hash"]),
+            str(doc["created_at"]),
+            str(doc["public_key"]),
+            str(doc["signature"]),
+        )
+    except (TypeError, ValueError) as exc:
+        raise CheckpointError(f"{where}: a field has the wrong type: {exc}") from exc
+
+
 def read_checkpoint(path: Path) -> Checkpoint:
     """Parse a checkpoint file; CheckpointError names what is wrong with it."""
     try:
-        doc = json.loads(path.read_text())
+        text = path.read_bytes()
     except OSError as exc:
         raise CheckpointError(f"cannot read {path}: {exc.strerror}") from exc
-    except json.JSONDecodeError as exc:
-        raise CheckpointError(f"{path} is not JSON (line {exc.lineno}, column {exc.colno}: {exc.msg})") from exc
-    if not isinstance(doc, dict) or doc.get("format") != _FORMAT:
-        raise CheckpointError(f"{path} is not a {_FORMAT} document")
-    missing = [f for f in (*_SIGNED_FIELDS, "public_key", "signature") if f not in doc]
-    if missing:
-        raise CheckpointError(f"{path} lacks {', '.join(missing)}")
-    return Checkpoint(
-        str(doc["ledger"]),
-        int(doc["row_count"]),
-        None if doc["head_seq"] is None else int(doc["head_seq"]),
-        None if doc["head_hash"] is None else str(doc["head_hash"]),
-        str(doc["created_at"]),
-        str(doc["public_key"]),
-        str(doc["signature"]),
-    )
+    return parse_checkpoint(text, str(path))
