@@ -287,7 +287,7 @@ class IngestProcessor:
         """Write, retrying with backoff while the failure is transient; a deterministic one is raised."""
         snapshots = [snap for snap, _ in batch]
         partitions = {snap.node.node_id: msg.partition for snap, msg in batch}
-        delay = 0.5
+        delay = min(0.5, self._max_backoff)
         while True:
             try:
                 return await self._write(snapshots, partitions)
