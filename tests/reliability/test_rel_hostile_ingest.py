@@ -133,6 +133,14 @@ def test_another_vendors_devices_and_nodes_are_dead_lettered_and_nothing_of_them
         }
     )
     attacks = [steal_device, steal_node, rename_node]
+    # the node's own vendor, dated before what is stored: its samples count, its hostname does not
+    late_rename = first[1].model_copy(
+        update={
+            "node": victim_node.model_copy(update={"hostname": "renamed-from-the-past"}),
+            "collected_at": first[1].collected_at - timedelta(seconds=5),
+        }
+    )
+    honest = [*honest, late_rename]
     host_before: list[tuple[Any, ...]] = []
 
     def between(i: int) -> None:
@@ -145,7 +153,8 @@ def test_another_vendors_devices_and_nodes_are_dead_lettered_and_nothing_of_them
                 )
             )
 
-    final = _run(rel_settings, tmp_path, [_records(first), _records(attacks) + _records(rest)], between)
+    phases = [_records(first), _records(attacks) + _records([late_rename, *rest])]
+    final = _run(rel_settings, tmp_path, phases, between)
     letters = _dead_letters(rel_settings)
     counted = count_samples(rel_settings.effective_database_url, honest)
     reasons = sorted(str(dl["reason"]) for dl in letters)
