@@ -37,6 +37,7 @@ from streams.alerts import AlertRecorder
 from streams.deployments import LifecycleRecorder, lock_lifecycle
 from streams.ownership import NodeOwner, OwnershipCache, check
 from streams.rollups import MinuteKey, MinutePlan, OpenMinutes, is_late, minute_of, update_minute_rollups
+from streams.workloads import WorkloadIds
 
 __all__ = ["SAMPLE_COLUMNS", "SampleSink", "SweepResult", "WriteResult", "device_key", "sample_row"]
 
@@ -65,8 +66,6 @@ DeviceKey = tuple[str, str | None]
 #: most nodes whose newest minute one sweep recomputes after a partition takeover (the rest at the next sweeps)
 _RECOVER_NODES = 2000
 AllocationKey = tuple[str | None, str | None, str | None, str | None]
-#: first key of the advisory lock a vendor's new workloads are created under ("kcwl")
-_WORKLOAD_LOCK = 0x6B63776C
 
 
 def _ensure_vendors(conn: psycopg.Connection[Any], vendors: Collection[str]) -> None:
@@ -139,7 +138,7 @@ class SampleSink:
         self._owners = OwnershipCache()
         self._conn: psycopg.Connection[Any] | None = None
         self._device_ids: dict[DeviceKey, int] = {}
-        self._workload_ids: dict[tuple[str, str], int] = {}
+        self._workloads = WorkloadIds(settings.max_workloads_per_vendor)
         self._allocations: dict[int, AllocationKey] = {}
         self._lifecycle = LifecycleRecorder(settings)
         self._alerts = AlertRecorder(settings)
@@ -188,9 +187,9 @@ class SampleSink:
                     out = {i for i, _, _ in verdict.refused}
                     snapshots = [s for i, s in enumerate(snapshots) if i not in out]
                 node_last_seen = {node: known[node][0] for node in known}
-                self._upsert_nodes(conn, snapshots, node_partitions or {}, verdict.node_vendors)
+                self._upsert_nodes(conn, snapshots, node_partitions or {}, verdict.node_vendors, set(known))
                 device_ids, new_devices = self._resolve_devices(conn, snapshots)
-                workload_ids = self._resolve_workloads(conn, snapshots)
+                workload_ids = self._workloads.resolve(conn, snapshots)
                 self._record_allocations(conn, snapshots, device_ids)
                 inserted, all_new, no_throughput = self._insert_samples(conn, snapshots, device_ids, workload_ids)
                 fresh = None if all_new else set(inserted)
@@ -389,7 +388,7 @@ class SampleSink:
         self._owners.forget()
         # a rolled-back transaction may have created ids we cached: start clean
         self._device_ids.clear()
-        self._workload_ids.clear()
+        self._workloads.forget()
         self._allocations.clear()
         if self._conn is not None and (self._conn.broken or self._conn.closed):
             self._conn = None
@@ -400,10 +399,12 @@ class SampleSink:
         snapshots: Sequence[NodeSnapshot],
         partitions: dict[str, int],
         vendors: dict[str, str | None],
+        registered: Collection[str],
     ) -> None:
         """Register new nodes (site, vendor, hostname) and move the event times of known ones. A known node's
         site never changes here, its vendor only from none to the one it reports now, and its hostname only
-        by a snapshot newer than any stored."""
+        by a snapshot with devices (an empty one names no vendor) newer than any stored; `registered` are
+        the nodes already stored."""
         if not snapshots:
             return
         latest: dict[str, NodeSnapshot] = {}
@@ -432,7 +433,8 @@ class SampleSink:
             (
                 [n for n, _ in rows],
                 [s.node.site_id for _, s in rows],
-                [s.node.hostname for _, s in rows],
+                # an empty snapshot proves no owner: it names a new node's host, never renames a known one
+                [s.node.hostname if s.devices or n not in registered else None for n, s in rows],
                 [first[n] for n, _ in rows],
                 [s.collected_at for _, s in rows],
                 [partitions.get(n) for n, _ in rows],
@@ -501,53 +503,6 @@ class SampleSink:
                 if inserted:
                     created.add(device_id)
         return self._device_ids, created
-
-    def _resolve_workloads(
-        self, conn: psycopg.Connection[Any], snapshots: Sequence[NodeSnapshot]
-    ) -> dict[tuple[str, str], int]:
-        """The workload id of every throughput (workload, unit) of the batch, created where new and within
-        the cap of the vendor that introduces it; a pair missing from the result is refused."""
-        missing: dict[tuple[str, str], str] = {}
-        for s in snapshots:
-            for d in s.devices:
-                if (
-                    d.throughput is not None
-                    and (key := (d.throughput.workload, d.throughput.unit)) not in self._workload_ids
-                ):
-                    missing.setdefault(key, d.vendor)
-        if not missing:
-            return self._workload_ids
-        names = sorted(missing)
-        for name, unit, workload_id in conn.execute(
-            "SELECT w.name, w.unit, w.workload_id FROM workloads w "
-            "JOIN unnest(%s::text[], %s::text[]) AS x(n, u) ON w.name = x.n AND w.unit = x.u",
-            ([n for n, _ in names], [u for _, u in names]),
-        ).fetchall():
-            self._workload_ids[(name, unit)] = workload_id
-            missing.pop((name, unit), None)
-        cap = self.settings.max_workloads_per_vendor
-        for vendor in sorted(set(missing.values())):
-            # one creator per vendor at a time, so that workers sharing the vendor's nodes keep to its cap
-            conn.execute("SELECT pg_advisory_xact_lock(%s, hashtext(%s))", (_WORKLOAD_LOCK, vendor))
-            row = conn.execute("SELECT count(*) FROM workloads WHERE vendor_id = %s", (vendor,)).fetchone()
-            room = cap - (int(row[0]) if row else 0)
-            for name, unit in sorted(k for k, v in missing.items() if v == vendor):
-                if room <= 0:
-                    break
-                try:
-                    with conn.transaction():
-                        row = conn.execute(
-                            "INSERT INTO workloads (name, unit, vendor_id) VALUES (%s, %s, %s) "
-                            "ON CONFLICT (name, unit) DO UPDATE SET unit = EXCLUDED.unit RETURNING workload_id",
-                            (name, unit, vendor),
-                        ).fetchone()
-                except psycopg.errors.SequenceGeneratorLimitExceeded:
-                    log.warning("workload ids are exhausted: throughput of new workloads is stored without them")
-                    break
-                assert row is not None
-                self._workload_ids[(name, unit)] = row[0]
-                room -= 1
-        return self._workload_ids
 
     def _record_allocations(
         self,
