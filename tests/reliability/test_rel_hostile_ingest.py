@@ -194,13 +194,18 @@ def _keys_on_every_partition(prefix: str, partitions: int) -> list[str]:
     return [names[p] for p in range(partitions)]
 
 
+@pytest.mark.parametrize(
+    ("window_s", "ahead_s"),
+    [(300.0, 299.0), (3600.0, 55 * 60.0)],
+    ids=["default-window-edge", "55-min-in-a-wider-window"],
+)
 def test_clocks_running_ahead_move_no_one_elses_event_time_nor_their_own_nodes_rollups(
-    rel_settings: Settings, tmp_path: Path
+    rel_settings: Settings, tmp_path: Path, window_s: float, ahead_s: float
 ) -> None:
-    settings = prepared(rel_settings.model_copy(update={"max_clock_ahead_s": 3600.0}))
+    settings = prepared(rel_settings.model_copy(update={"max_clock_ahead_s": window_s}))
     honest = _honest(nodes=8, ticks=30, prefix="tick")
     partitions_with_honest = {(murmur2(s.node.node_id.encode()) & 0x7FFFFFFF) % 4 for s in honest}
-    ahead_at = datetime.now(UTC).replace(microsecond=0) + timedelta(minutes=55)
+    ahead_at = datetime.now(UTC).replace(microsecond=0) + timedelta(seconds=ahead_s)
     template = honest[0]
     ahead = [
         _as_node(template, name, ahead_at, k)
@@ -244,8 +249,10 @@ def test_clocks_running_ahead_move_no_one_elses_event_time_nor_their_own_nodes_r
     ][0]
     rolled = _rows(settings, rollup_sql, (jumpy_minutes,))[0][0]
     record_figures(
-        "hostile_clock_ahead",
+        f"hostile_clock_ahead_{int(ahead_s)}s",
         {
+            "max_clock_ahead_s": window_s,
+            "ahead_s": ahead_s,
             "ahead_snapshots": len(ahead) + 1,
             "honest_offline_returned": dict(flaps),
             "node_silent_alerts": silent,
