@@ -144,7 +144,7 @@ def run_ingest(
                 c1 = _cpu()
                 if bad:
                     raise RuntimeError(f"{len(bad)} simulated snapshots were dead-lettered: {bad[0].detail}")
-                written = sink.write([s for s, _ in good], {s.node.node_id: p for s, p in good})
+                written = sink.write([s for s, _ in good], {s.node.node_id: m.partition for s, m in good})
                 c2 = _cpu()
                 if measured:
                     result.decode_cpu_s += c1 - c0

@@ -104,6 +104,14 @@ class Settings(BaseSettings):
     allowed_lateness_s: float = Field(
         120.0, ge=0, description="Samples this late (event time) still update their 1-minute rollup."
     )
+    # what one vendor may create through its telemetry (beyond it: stored without, counted)
+    max_workloads_per_vendor: int = Field(
+        1000,
+        ge=0,
+        le=30000,
+        description="Most distinct throughput (workload, unit) pairs a vendor's samples may introduce; beyond "
+        "it a sample is stored without its throughput (counted as throughput_refused).",
+    )
 
     # deployments (the K-Cloud evidence) and alerts
     active_util_pct: float = Field(5.0, ge=0, le=100, description="Utilization above which a device is busy.")

@@ -153,12 +153,15 @@ def create_app(settings: Settings) -> faust.App:
     async def report() -> None:
         c = processor.counters
         log.info(
-            "ingest: %d messages, %d samples stored of %d, %d dead-lettered, %d db retries",
+            "ingest: %d messages, %d samples stored of %d, %d dead-lettered, %d db retries, "
+            "%d writes refused by the database, %d throughputs refused",
             c.messages,
             c.samples_stored,
             c.samples_in,
             c.deadlettered,
             c.db_retries,
+            c.db_rejected_writes,
+            c.throughput_refused,
         )
 
     app.kcloud_processor = processor  # type: ignore[attr-defined]

@@ -6,14 +6,27 @@ rollups of the minutes the batch closes (`streams.rollups`), the alerts (`stream
 lifecycle and its ledger rows (`streams.deployments`). A replayed or duplicated message therefore changes
 nothing, and a batch is either stored whole or not at all. (Daily partitions are ensured before, in a
 transaction of their own.) Synchronous psycopg, called from the worker through `asyncio.to_thread`.
+
+Before anything is written, a snapshot that touches another vendor's device or node, or names its node at
+another site, is refused whole (`streams.ownership`) and reported back for the dead-letter topic. A node's
+site never changes by telemetry, and its hostname only with a snapshot newer than any stored. A vendor
+introduces at most `max_workloads_per_vendor` throughput (workload, unit) pairs; a sample whose new pair is
+over that cap (or finds the workload id sequence exhausted) is stored without its throughput, counted as
+`throughput_refused`.
+
+Event time is the collectors', but no clock running ahead moves a node's minutes: the newest event time a
+node's samples are judged late against (and that closes its minutes) is taken no later than the worker's
+wall clock, nor than the lateness past the lower median of the batch's nodes (a bound that matters when a
+worker catches up on a backlog, where the wall clock is far ahead of everyone). A bound too low only
+reopens minutes that are then computed again from the raw samples.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Collection, Sequence
-from dataclasses import dataclass
-from datetime import datetime, timedelta
+from collections.abc import Callable, Collection, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import psycopg
@@ -24,7 +37,10 @@ from kcloud.records import AlertMessage, Attribution, DeploymentEvent, DeviceSam
 from kcloud.settings import Settings
 from streams.alerts import AlertRecorder
 from streams.deployments import LifecycleRecorder, lock_lifecycle
+from streams.ownership import NodeOwner, OwnershipCache, check
+from streams.progress import lower_median
 from streams.rollups import MinuteKey, MinutePlan, OpenMinutes, is_late, minute_of, update_minute_rollups
+from streams.workloads import WorkloadIds
 
 __all__ = ["SAMPLE_COLUMNS", "SampleSink", "SweepResult", "WriteResult", "device_key", "sample_row"]
 
@@ -55,6 +71,16 @@ _RECOVER_NODES = 2000
 AllocationKey = tuple[str | None, str | None, str | None, str | None]
 
 
+def _ensure_vendors(conn: psycopg.Connection[Any], vendors: Collection[str]) -> None:
+    """Vendors first met in telemetry (the gateway only lets registered ones through) are registered."""
+    if vendors:
+        conn.execute(
+            "INSERT INTO vendors (vendor_id, display_name, domestic) "
+            "SELECT v, v, false FROM unnest(%s::text[]) AS v ON CONFLICT DO NOTHING",
+            (sorted(vendors),),
+        )
+
+
 def device_key(dev: DeviceSample) -> DeviceKey:
     """The identity of a device row: its uuid, plus the subdevice (MIG instance, core range) if any."""
     return (dev.device_uuid, dev.subdevice)
@@ -67,7 +93,7 @@ def _allocation(att: Attribution | None) -> AllocationKey:
 
 
 def sample_row(device_id: int, at: datetime, dev: DeviceSample, workload_id: int | None) -> tuple[Any, ...]:
-    """One device_samples row in COPY order."""
+    """One device_samples row in COPY order (without a `workload_id`, without the throughput)."""
     return (
         at,
         device_id,
@@ -80,7 +106,7 @@ def sample_row(device_id: int, at: datetime, dev: DeviceSample, workload_id: int
         dev.power_limit_w,
         dev.temp_c,
         dev.clock_mhz,
-        dev.throughput.value if dev.throughput else None,
+        dev.throughput.value if dev.throughput is not None and workload_id is not None else None,
         HEALTH_CODES[dev.health] if dev.health else None,
         workload_id,
     )
@@ -88,12 +114,14 @@ def sample_row(device_id: int, at: datetime, dev: DeviceSample, workload_id: int
 
 @dataclass(frozen=True)
 class WriteResult:
-    """What one batch did to the database."""
+    """What one batch did to the database; `refused` (index in the batch, reason, detail) were not stored."""
 
     stored: int
     late: int
     events: list[DeploymentEvent]
     alerts: list[AlertMessage]
+    refused: list[tuple[int, str, str]] = field(default_factory=list)
+    throughput_refused: int = 0
 
 
 @dataclass(frozen=True)
@@ -107,11 +135,13 @@ class SweepResult:
 class SampleSink:
     """Writes batches of snapshots; keeps one connection and caches of the ids it has resolved."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, wall: Callable[[], datetime] | None = None) -> None:
         self.settings = settings
+        self._wall = wall or (lambda: datetime.now(UTC))
+        self._owners = OwnershipCache()
         self._conn: psycopg.Connection[Any] | None = None
         self._device_ids: dict[DeviceKey, int] = {}
-        self._workload_ids: dict[tuple[str, str], int] = {}
+        self._workloads = WorkloadIds(settings.max_workloads_per_vendor)
         self._allocations: dict[int, AllocationKey] = {}
         self._lifecycle = LifecycleRecorder(settings)
         self._alerts = AlertRecorder(settings)
@@ -153,12 +183,18 @@ class SampleSink:
             with conn.transaction():
                 # first: a worker that took these partitions over waits here for their previous owner's batch
                 self._lock(conn, parts)
-                node_last_seen = self._node_last_seen(conn, snapshots)
-                self._upsert_nodes(conn, snapshots, node_partitions or {})
+                known = self._nodes_known(conn, snapshots)
+                owners = {node: owner for node, (_, owner) in known.items()}
+                verdict = check(snapshots, owners, self._owners.device_owners(conn, snapshots))
+                if verdict.refused:
+                    out = {i for i, _, _ in verdict.refused}
+                    snapshots = [s for i, s in enumerate(snapshots) if i not in out]
+                node_last_seen = {node: known[node][0] for node in known}
+                self._upsert_nodes(conn, snapshots, node_partitions or {}, verdict.node_vendors, set(known))
                 device_ids, new_devices = self._resolve_devices(conn, snapshots)
-                workload_ids = self._resolve_workloads(conn, snapshots)
+                workload_ids = self._workloads.resolve(conn, snapshots)
                 self._record_allocations(conn, snapshots, device_ids)
-                inserted, all_new = self._insert_samples(conn, snapshots, device_ids, workload_ids)
+                inserted, all_new, no_throughput = self._insert_samples(conn, snapshots, device_ids, workload_ids)
                 fresh = None if all_new else set(inserted)
                 plan, late = self._plan_minutes(snapshots, device_ids, fresh, node_last_seen, node_partitions or {})
                 update_minute_rollups(conn, plan.close, self.settings.sample_interval_s)
@@ -166,8 +202,9 @@ class SampleSink:
                 # last: its ledger append holds the ledger's lock, which every worker needs, until the commit
                 events = self._lifecycle.apply(conn, snapshots, device_ids, new_devices, node_last_seen)
             self._minutes.commit(plan)
+            self._owners.committed(snapshots)
             self._mark_closed(plan.close)
-            return WriteResult(len(inserted), late, events, alerts)
+            return WriteResult(len(inserted), late, events, alerts, verdict.refused, no_throughput)
         except Exception:  # the transaction rolled back: cached ids and card sets may be wrong
             self._forget()
             raise
@@ -193,22 +230,32 @@ class SampleSink:
         stored: dict[str, dict[datetime, set[int]]] = {}
         minutes: dict[datetime, datetime] = {}  # a batch holds few distinct instants
         late = 0
+        wall = self._wall()
+        # a node's clock running ahead (of ours, or of the other nodes' read so far, as when catching up on
+        # a backlog) closes none of its minutes early, nor makes its next samples late
+        batch_newest: dict[str, datetime] = {}
+        for snap in snapshots:
+            node, at = snap.node.node_id, min(snap.collected_at, wall)
+            if node not in batch_newest or at > batch_newest[node]:
+                batch_newest[node] = at
+        bound = lower_median(list(batch_newest.values())) + self._lateness if batch_newest else wall
+        reference = {node: min(at, wall, bound) for node, at in node_last_seen.items()}
         for snap in snapshots:
             node, at = snap.node.node_id, snap.collected_at
             ids = [device_ids[device_key(d)] for d in snap.devices]
             devices.setdefault(node, set()).update(ids)
-            prev = newest.get(node) or node_last_seen.get(node)
-            newest[node] = at if prev is None or at > prev else prev
+            prev = newest.get(node) or reference.get(node)
+            newest[node] = min(at, wall) if prev is None or at > prev else prev
             if fresh is not None:
                 ids = [i for i in ids if (i, at) in fresh]
             minute = minutes.get(at)
             if minute is None:
                 minute = minutes[at] = minute_of(at)
-            if is_late(minute, node_last_seen.get(node), self._lateness):
+            if is_late(minute, reference.get(node), self._lateness):
                 late += len(ids)
             elif ids:
                 stored.setdefault(node, {}).setdefault(minute, set()).update(ids)
-        return self._minutes.plan_batch(stored, devices, node_last_seen, newest, node_partitions), late
+        return self._minutes.plan_batch(stored, devices, reference, newest, node_partitions), late
 
     def _mark_closed(self, keys: Collection[MinuteKey]) -> None:
         if keys:
@@ -296,10 +343,12 @@ class SampleSink:
         snapshots: Sequence[NodeSnapshot],
         device_ids: dict[DeviceKey, int],
         workload_ids: dict[tuple[str, str], int],
-    ) -> tuple[list[tuple[int, datetime]], bool]:
+    ) -> tuple[list[tuple[int, datetime]], bool, int]:
         """COPY the batch into the staging table and move what is new into `device_samples`; returns the
-        (device_id, time) of the rows stored now, and whether that is every sample of the batch."""
+        (device_id, time) of the rows stored now, whether that is every sample of the batch, and how many
+        samples went without their throughput (its workload refused)."""
         staged: list[tuple[int, datetime]] = []
+        no_throughput = 0
         with conn.cursor() as cur:
             with cur.copy(f"COPY staging_samples ({_COLS}) FROM STDIN (FORMAT BINARY)") as copy:
                 copy.set_types([t for _, t in SAMPLE_COLUMNS])
@@ -307,7 +356,9 @@ class SampleSink:
                     at = snap.collected_at
                     for dev in snap.devices:
                         tp = dev.throughput
-                        wid = workload_ids[(tp.workload, tp.unit)] if tp is not None else None
+                        wid = workload_ids.get((tp.workload, tp.unit)) if tp is not None else None
+                        if tp is not None and wid is None:
+                            no_throughput += 1
                         device_id = device_ids[device_key(dev)]
                         staged.append((device_id, at))
                         copy.write_row(sample_row(device_id, at, dev, wid))
@@ -328,27 +379,44 @@ class SampleSink:
                 )
                 inserted = [(int(r[0]), r[1]) for r in cur.fetchall()]
             cur.execute("TRUNCATE staging_samples")
-        return inserted, all_new
+        return inserted, all_new, no_throughput
 
     @staticmethod
-    def _node_last_seen(conn: psycopg.Connection[Any], snapshots: Sequence[NodeSnapshot]) -> dict[str, datetime]:
+    def _nodes_known(
+        conn: psycopg.Connection[Any], snapshots: Sequence[NodeSnapshot]
+    ) -> dict[str, tuple[datetime, NodeOwner]]:
+        """The registered nodes of the batch: newest event time stored, site and vendor."""
         nodes = sorted({s.node.node_id for s in snapshots})
-        rows = conn.execute("SELECT node_id, last_seen FROM nodes WHERE node_id = ANY(%s)", (nodes,)).fetchall()
-        return {r[0]: r[1] for r in rows}
+        rows = conn.execute(
+            "SELECT node_id, last_seen, site_id, vendor_id FROM nodes WHERE node_id = ANY(%s)", (nodes,)
+        ).fetchall()
+        return {r[0]: (r[1], NodeOwner(r[2], r[3])) for r in rows}
 
     def _forget(self) -> None:
         self._lifecycle.forget()
         self._alerts.forget()
+        self._owners.forget()
         # a rolled-back transaction may have created ids we cached: start clean
         self._device_ids.clear()
-        self._workload_ids.clear()
+        self._workloads.forget()
         self._allocations.clear()
         if self._conn is not None and (self._conn.broken or self._conn.closed):
             self._conn = None
 
     def _upsert_nodes(
-        self, conn: psycopg.Connection[Any], snapshots: Sequence[NodeSnapshot], partitions: dict[str, int]
+        self,
+        conn: psycopg.Connection[Any],
+        snapshots: Sequence[NodeSnapshot],
+        partitions: dict[str, int],
+        vendors: dict[str, str | None],
+        registered: Collection[str],
     ) -> None:
+        """Register new nodes (site, vendor, hostname) and move the event times of known ones. A known node's
+        site never changes here, its vendor only from none to the one it reports now, and its hostname only
+        by a snapshot with devices (an empty one names no vendor) newer than any stored; `registered` are
+        the nodes already stored."""
+        if not snapshots:
+            return
         latest: dict[str, NodeSnapshot] = {}
         first: dict[str, datetime] = {}
         for s in snapshots:
@@ -359,22 +427,28 @@ class SampleSink:
                 first[node] = s.collected_at
         sites = sorted({s.node.site_id for s in latest.values()})
         conn.execute("INSERT INTO sites (site_id) SELECT unnest(%s::text[]) ON CONFLICT DO NOTHING", (sites,))
+        _ensure_vendors(conn, {v for v in vendors.values() if v is not None})
         rows = sorted(latest.items())
         conn.execute(
-            "INSERT INTO nodes (node_id, site_id, hostname, first_seen, last_seen, kafka_partition) "
-            "SELECT * FROM unnest(%s::text[], %s::text[], %s::text[], %s::timestamptz[], %s::timestamptz[], %s::int[]) "
-            "ON CONFLICT (node_id) DO UPDATE SET site_id = EXCLUDED.site_id, "
+            "INSERT INTO nodes (node_id, site_id, hostname, first_seen, last_seen, kafka_partition, vendor_id) "
+            "SELECT * FROM unnest(%s::text[], %s::text[], %s::text[], %s::timestamptz[], %s::timestamptz[], %s::int[], "
+            "%s::text[]) "
+            "ON CONFLICT (node_id) DO UPDATE SET "
             "kafka_partition = COALESCE(EXCLUDED.kafka_partition, nodes.kafka_partition), "
-            "hostname = COALESCE(EXCLUDED.hostname, nodes.hostname), "
+            "hostname = CASE WHEN EXCLUDED.last_seen > nodes.last_seen "
+            "THEN COALESCE(EXCLUDED.hostname, nodes.hostname) ELSE nodes.hostname END, "
+            "vendor_id = COALESCE(nodes.vendor_id, EXCLUDED.vendor_id), "
             "first_seen = LEAST(nodes.first_seen, EXCLUDED.first_seen), "
             "last_seen = GREATEST(nodes.last_seen, EXCLUDED.last_seen)",
             (
                 [n for n, _ in rows],
                 [s.node.site_id for _, s in rows],
-                [s.node.hostname for _, s in rows],
+                # an empty snapshot proves no owner: it names a new node's host, never renames a known one
+                [s.node.hostname if s.devices or n not in registered else None for n, s in rows],
                 [first[n] for n, _ in rows],
                 [s.collected_at for _, s in rows],
                 [partitions.get(n) for n, _ in rows],
+                [vendors.get(n) for n, _ in rows],
             ),
         )
 
@@ -404,12 +478,7 @@ class SampleSink:
             self._device_ids[(uuid, sub)] = device_id
             missing.pop((uuid, sub), None)
         if missing:
-            vendors = sorted({d.vendor for d, _ in missing.values()})
-            conn.execute(
-                "INSERT INTO vendors (vendor_id, display_name, domestic) "
-                "SELECT v, v, false FROM unnest(%s::text[]) AS v ON CONFLICT DO NOTHING",
-                (vendors,),
-            )
+            _ensure_vendors(conn, {d.vendor for d, _ in missing.values()})
             rows = [
                 (
                     d.device_uuid,
@@ -425,43 +494,25 @@ class SampleSink:
                 for d, s in missing.values()
             ]
             columns = list(zip(*rows, strict=True))
-            for uuid, sub, device_id, inserted in conn.execute(
+            for uuid, sub, device_id, inserted, vendor in conn.execute(
                 "INSERT INTO devices (device_uuid, subdevice, vendor_id, kind, model, arch, pci_bus_id, "
                 "node_id, first_seen, last_seen) SELECT *, f FROM unnest(%s::text[], %s::text[], %s::text[], "
                 "%s::text[], %s::text[], %s::text[], %s::text[], %s::text[], %s::timestamptz[]) "
                 "AS u(u, sd, v, k, m, a, p, n, f) "
                 "ON CONFLICT ON CONSTRAINT devices_identity_key DO UPDATE "
                 "SET first_seen = LEAST(devices.first_seen, EXCLUDED.first_seen) "
-                "RETURNING device_uuid, subdevice, device_id, (xmax = 0) AS inserted",
+                "RETURNING device_uuid, subdevice, device_id, (xmax = 0) AS inserted, vendor_id",
                 [list(c) for c in columns],
             ).fetchall():
+                if vendor != missing[(uuid, sub)][0].vendor:
+                    # registered by another worker since the ownership check: try again, and the check refuses it
+                    raise psycopg.errors.SerializationFailure(
+                        f"device {uuid!r} was registered to vendor {vendor!r} meanwhile"
+                    )
                 self._device_ids[(uuid, sub)] = device_id
                 if inserted:
                     created.add(device_id)
         return self._device_ids, created
-
-    def _resolve_workloads(
-        self, conn: psycopg.Connection[Any], snapshots: Sequence[NodeSnapshot]
-    ) -> dict[tuple[str, str], int]:
-        missing = {
-            (d.throughput.workload, d.throughput.unit)
-            for s in snapshots
-            for d in s.devices
-            if d.throughput is not None and (d.throughput.workload, d.throughput.unit) not in self._workload_ids
-        }
-        for name, unit in sorted(missing):
-            row = conn.execute(
-                "SELECT workload_id FROM workloads WHERE name = %s AND unit = %s", (name, unit)
-            ).fetchone()
-            if row is None:
-                row = conn.execute(
-                    "INSERT INTO workloads (name, unit) VALUES (%s, %s) ON CONFLICT (name, unit) "
-                    "DO UPDATE SET unit = EXCLUDED.unit RETURNING workload_id",
-                    (name, unit),
-                ).fetchone()
-            assert row is not None
-            self._workload_ids[(name, unit)] = row[0]
-        return self._workload_ids
 
     def _record_allocations(
         self,

@@ -14,7 +14,7 @@ WINDOW = TimeWindow(max_ahead=timedelta(seconds=300), max_behind=timedelta(days=
 
 
 def _msg(value: bytes, offset: int = 0) -> RawMessage:
-    return RawMessage(value=value, key=b"n1", topic="kcloud.telemetry.v1", partition=2, offset=offset)
+    return RawMessage(value=value, key=b"sim-000000", topic="kcloud.telemetry.v1", partition=2, offset=offset)
 
 
 def _snapshot_at(at: datetime) -> bytes:
@@ -27,7 +27,7 @@ def test_valid_snapshots_pass_and_invalid_ones_are_dead_lettered_with_position()
     assert [s.node.node_id for s in good_snaps] == ["sim-000000"]
     assert len(letters) == 1
     dl = letters[0]
-    assert (dl.reason, dl.partition, dl.offset, dl.key) == ("invalid_json", 2, 11, "n1")
+    assert (dl.reason, dl.partition, dl.offset, dl.key) == ("invalid_json", 2, 11, "sim-000000")
     assert dl.original() == b"\xff\xfe garbage"
 
 
@@ -56,3 +56,14 @@ def test_out_of_range_value_names_the_device_field() -> None:
     _, letters = decode_batch([_msg(json.dumps(doc).encode())], now=NOW, window=WINDOW)
     assert letters[0].reason == "invalid_field"
     assert "devices.3.util_pct" in letters[0].detail
+
+
+def test_a_record_keyed_by_another_node_is_dead_lettered_as_a_key_mismatch() -> None:
+    value = _snapshot_at(NOW - timedelta(minutes=1))
+    other = RawMessage(value=value, key=b"sim-000001", topic="kcloud.telemetry.v1", partition=2, offset=7)
+    unkeyed = RawMessage(value=value, key=None, topic="kcloud.telemetry.v1", partition=2, offset=8)
+    good, letters = decode_batch([other, unkeyed, _msg(value, 9)], now=NOW, window=WINDOW)
+    assert len(good) == 1
+    assert [(dl.reason, dl.offset) for dl in letters] == [("key_mismatch", 7), ("key_mismatch", 8)]
+    assert "sim-000001" in letters[0].detail and "no key" in letters[1].detail
+    assert letters[0].original() == value
