@@ -182,11 +182,22 @@ class LifecycleRecorder:
         fresh: set[int] = set()
         transitions: list[tuple[int, Transition]] = []
         rules = self.rules
+        # a new device is commissioned by the first snapshot that brought it (as `devices.first_seen` is);
+        # its samples dated earlier in the same batch are stored but are backfill to the lifecycle
+        first_sight: dict[int, datetime] = {}
+        if new_devices:
+            for snap in snapshots:
+                for dev in snap.devices:
+                    device_id = device_ids[(dev.device_uuid, dev.subdevice)]
+                    if device_id in new_devices:
+                        first_sight.setdefault(device_id, snap.collected_at)
         for snap in sorted(snapshots, key=lambda s: s.collected_at):
             at, node, site = snap.collected_at, snap.node.node_id, snap.node.site_id
             for dev in snap.devices:
                 device_id = device_ids[(dev.device_uuid, dev.subdevice)]
                 new_one = device_id in new_devices and device_id not in fresh
+                if new_one and at < first_sight[device_id]:
+                    continue
                 cur = states.get(device_id)
                 if (
                     not new_one
