@@ -118,6 +118,13 @@ class Settings(BaseSettings):
     active_sustain_s: float = Field(300.0, ge=0, description="How long busy/idle must last to change state.")
     offline_after_intervals: int = Field(6, ge=1, description="Missed intervals after which a device is offline.")
     decommission_after_days: float = Field(30.0, gt=0, description="Offline this long means decommissioned.")
+    # relocations (the ledger's growth per device is bounded: see README, device lifecycle)
+    relocate_confirm_intervals: int = Field(
+        3, ge=1, description="Samples in a row from another node before a device is recorded as relocated."
+    )
+    relocate_max_per_hour: int = Field(
+        4, ge=1, description="Relocations recorded per device per event-time hour; further moves are summarised."
+    )
     temp_alert_c: float = Field(90.0, description="Device temperature that opens an alert.")
     ecc_alert_quiet_s: float = Field(
         3600.0, gt=0, description="An uncorrected-ECC alert resolves after this long without a further rise."

@@ -29,7 +29,19 @@ from kcloud.db.schema import HEALTH_CODES, HEALTH_NAMES
 from kcloud.ledger import LedgerSigner, append_events, signing_key_path
 from kcloud.records import DeploymentEvent, NodeSnapshot
 from kcloud.settings import Settings
-from streams.lifecycle import DeviceState, Observation, Rules, Transition, commission, observe, steady, sweep
+from streams.lifecycle import (
+    DeviceState,
+    Observation,
+    Rules,
+    Transition,
+    commission,
+    observe,
+    steady,
+    sweep,
+)
+from streams.lifecycle import (
+    decommission as decommission_state,
+)
 
 __all__ = ["LIFECYCLE_LOCK", "LifecycleRecorder", "lock_lifecycle", "rules_from"]
 
@@ -77,16 +89,21 @@ SELECT count(*) FILTER (WHERE taken_over) > 0 FROM claimed
 
 _STATE_SQL = """
 SELECT d.device_id, d.device_uuid, d.vendor_id, d.status, coalesce(d.status_since, d.first_seen),
-       d.last_seen, d.node_id, n.site_id, d.util_state, d.util_state_since, d.health
+       d.last_seen, d.node_id, n.site_id, d.util_state, d.util_state_since, d.health,
+       d.move_node, d.move_site, d.move_since, d.move_seen, d.reloc_hour, d.reloc_count, d.reloc_suppressed
 FROM devices d JOIN nodes n ON n.node_id = d.node_id
 WHERE d.device_id = ANY(%s)
 """
 _UPDATE_SQL = """
 UPDATE devices d SET status = u.status, status_since = u.status_since, last_seen = GREATEST(d.last_seen, u.last_seen),
-       node_id = u.node_id, util_state = u.util_state, util_state_since = u.util_state_since, health = u.health
+       node_id = u.node_id, util_state = u.util_state, util_state_since = u.util_state_since, health = u.health,
+       move_node = u.move_node, move_site = u.move_site, move_since = u.move_since, move_seen = u.move_seen,
+       reloc_hour = u.reloc_hour, reloc_count = u.reloc_count, reloc_suppressed = u.reloc_suppressed
 FROM unnest(%s::text[], %s::timestamptz[], %s::timestamptz[], %s::text[], %s::text[], %s::timestamptz[],
-            %s::int2[], %s::int[]) AS u(status, status_since, last_seen, node_id, util_state, util_state_since,
-                                         health, device_id)
+            %s::int2[], %s::text[], %s::text[], %s::timestamptz[], %s::int[], %s::timestamptz[], %s::int[],
+            %s::int[], %s::int[])
+     AS u(status, status_since, last_seen, node_id, util_state, util_state_since, health, move_node, move_site,
+          move_since, move_seen, reloc_hour, reloc_count, reloc_suppressed, device_id)
 WHERE d.device_id = u.device_id
 """
 
@@ -97,6 +114,8 @@ def rules_from(settings: Settings) -> Rules:
         sustain=timedelta(seconds=settings.active_sustain_s),
         offline_after=timedelta(seconds=settings.offline_after_intervals * settings.sample_interval_s),
         decommission_after=timedelta(days=settings.decommission_after_days),
+        relocate_confirm=settings.relocate_confirm_intervals,
+        relocate_max_per_hour=settings.relocate_max_per_hour,
     )
 
 
@@ -110,7 +129,7 @@ class _Row:
 
 def _row(r: Sequence[Any]) -> _Row:
     health = HEALTH_NAMES[r[10]] if r[10] is not None else None
-    return _Row(r[0], r[1], r[2], DeviceState(r[3], r[4], r[5], r[6], r[7], r[8], r[9], health))
+    return _Row(r[0], r[1], r[2], DeviceState(r[3], r[4], r[5], r[6], r[7], r[8], r[9], health, *r[11:18]))
 
 
 class LifecycleRecorder:
@@ -165,11 +184,22 @@ class LifecycleRecorder:
         fresh: set[int] = set()
         transitions: list[tuple[int, Transition]] = []
         rules = self.rules
+        # a new device is commissioned by the first snapshot that brought it (as `devices.first_seen` is);
+        # its samples dated earlier in the same batch are stored but are backfill to the lifecycle
+        first_sight: dict[int, datetime] = {}
+        if new_devices:
+            for snap in snapshots:
+                for dev in snap.devices:
+                    device_id = device_ids[(dev.device_uuid, dev.subdevice)]
+                    if device_id in new_devices:
+                        first_sight.setdefault(device_id, snap.collected_at)
         for snap in sorted(snapshots, key=lambda s: s.collected_at):
             at, node, site = snap.collected_at, snap.node.node_id, snap.node.site_id
             for dev in snap.devices:
                 device_id = device_ids[(dev.device_uuid, dev.subdevice)]
                 new_one = device_id in new_devices and device_id not in fresh
+                if new_one and at < first_sight[device_id]:
+                    continue
                 cur = states.get(device_id)
                 if (
                     not new_one
@@ -319,17 +349,21 @@ class LifecycleRecorder:
         rows = {r[0]: _row(r) for r in conn.execute(_STATE_SQL, ([f[0] for f in found],)).fetchall()}
         states: dict[int, DeviceState] = {}
         transitions: list[tuple[int, Transition]] = []
+        node_seen = dict(
+            conn.execute(
+                "SELECT node_id, last_seen FROM nodes WHERE node_id = ANY(%s)",
+                (sorted({r.state.node_id for r in rows.values()}),),
+            ).fetchall()
+        )
         for device_id, row in rows.items():
             st = row.state
-            if st.status == "decommissioned":
-                continue
-            transitions.append(
-                (
-                    device_id,
-                    Transition("decommissioned", at, st.node_id, st.site_id, {"reason": reason, "explicit": True}),
-                )
-            )
-            states[device_id] = replace(st, status="decommissioned", status_since=at)
+            seen = node_seen.get(st.node_id)
+            if seen is not None and seen > st.last_seen:  # devices.last_seen is written only with a change
+                st = replace(st, last_seen=seen)
+            new, done = decommission_state(st, at, reason)
+            if done:
+                states[device_id] = new
+                transitions.extend((device_id, t) for t in done)
         self._store(conn, states, sorted(states))
         events = self._append(conn, rows, transitions)
         return events[0] if events else None
@@ -350,6 +384,13 @@ class LifecycleRecorder:
                 [st.util_state for st in stored],
                 [st.util_state_since for st in stored],
                 [HEALTH_CODES[st.health] if st.health else None for st in stored],
+                [st.move_node for st in stored],
+                [st.move_site for st in stored],
+                [st.move_since for st in stored],
+                [st.move_seen for st in stored],
+                [st.reloc_hour for st in stored],
+                [st.reloc_count for st in stored],
+                [st.reloc_suppressed for st in stored],
                 list(ids),
             ),
         )
@@ -380,11 +421,4 @@ def _persisted_fields_differ(new: DeviceState, old: DeviceState | None) -> bool:
     """True when a stored column changes (last_seen alone is not worth a write: nodes.last_seen has it)."""
     if old is None:
         return True
-    return (new.status, new.status_since, new.node_id, new.util_state, new.util_state_since, new.health) != (
-        old.status,
-        old.status_since,
-        old.node_id,
-        old.util_state,
-        old.util_state_since,
-        old.health,
-    )
+    return replace(new, last_seen=old.last_seen) != old

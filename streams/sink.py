@@ -500,7 +500,8 @@ class SampleSink:
                 "%s::text[], %s::text[], %s::text[], %s::text[], %s::text[], %s::timestamptz[]) "
                 "AS u(u, sd, v, k, m, a, p, n, f) "
                 "ON CONFLICT ON CONSTRAINT devices_identity_key DO UPDATE "
-                "SET first_seen = LEAST(devices.first_seen, EXCLUDED.first_seen) "
+                # commissioning is the first time seen: a backfill dated earlier never moves it
+                "SET first_seen = devices.first_seen "
                 "RETURNING device_uuid, subdevice, device_id, (xmax = 0) AS inserted, vendor_id",
                 [list(c) for c in columns],
             ).fetchall():

@@ -72,7 +72,11 @@ def test_node_change_is_a_relocation_naming_where_it_came_from() -> None:
     state, _ = commission(obs(0), RULES)
     _, events = observe(state, obs(10, node="n2", site="s2"), RULES)
     assert [e.event for e in events] == ["relocated"]
-    assert events[0].details == {"from_node": "n1", "from_site": "s1"}
+    assert events[0].details == {
+        "from_node": "n1",
+        "from_site": "s1",
+        "since": (T0 + timedelta(seconds=10)).isoformat(),
+    }
     assert ("relocated", 10) in events_full
 
 
