@@ -64,15 +64,64 @@ EventType = Literal[
     "commissioned", "active", "idle", "offline", "returned", "health_changed", "relocated", "decommissioned"
 ]
 
+#: identifiers (node, site, host, device, slice, bus ids) are printable ASCII without blanks; names read by
+#: people (model, arch, workload, attribution) are printable ASCII with inner blanks allowed: a byte-order
+#: mark, a right-to-left override, a non-character or a control character is refused, never stored
+_BLANK_FREE = "printable ASCII without blanks"
+_PRINTABLE = "printable ASCII"
+
+
+def _first_bad(value: str, blanks: bool) -> str | None:
+    """A description of the first character of `value` outside the allowed set, or None."""
+    if value.isascii() and value.isprintable() and (blanks or " " not in value):
+        return None
+    for i, ch in enumerate(value):
+        if not (ch.isascii() and ch.isprintable()) or (ch == " " and not blanks):
+            return f"U+{ord(ch):04X} at position {i}"
+    return None  # pragma: no cover -- unreachable: some character failed the test above
+
+
+def _text_check(what: str, blanks: bool) -> AfterValidator:
+    def check(value: str) -> str:
+        bad = _first_bad(value, blanks)
+        if bad is not None:
+            raise ValueError(f"must be {what}, found {bad}")
+        if blanks and value != value.strip():
+            raise ValueError("must not start or end with a blank")
+        return value
+
+    return AfterValidator(check)
+
+
+_IDENT_TEXT = _text_check(_BLANK_FREE, blanks=False)
+_NAME_TEXT = _text_check(_PRINTABLE, blanks=True)
+
 Ident = Annotated[str, StringConstraints(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9][A-Za-z0-9._:/@-]*$")]
 Slug = Annotated[
     str, StringConstraints(min_length=1, max_length=64, to_lower=True, pattern=r"^[A-Za-z0-9][A-Za-z0-9_-]*$")
 ]
-Label = Annotated[str, StringConstraints(min_length=1, max_length=256)]
+#: a host name as DNS spells it (RFC 1123: at most 253 characters, letters, digits, '-', '.')
+Hostname = Annotated[str, StringConstraints(min_length=1, max_length=253, pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$")]
+Label = Annotated[str, StringConstraints(min_length=1, max_length=128), _NAME_TEXT]
+#: Kubernetes names: a namespace or container is at most 63 characters, a pod at most 253
+AttributionName = Annotated[str, StringConstraints(min_length=1, max_length=253), _NAME_TEXT]
+#: a device's index on its node, its PCI bus id, the slice it is (`mig:gi1`, `vnpu:3`)
+DeviceIndex = Annotated[str, StringConstraints(max_length=32), _IDENT_TEXT]
+ShortIdent = Annotated[str, StringConstraints(max_length=64), _IDENT_TEXT]
+#: what names a workload (`llama-3.1-8b-instruct`); each distinct (workload, unit) becomes a stored row
+WorkloadName = Annotated[
+    str, StringConstraints(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9._:/@+-]*$")
+]
+#: a throughput unit (`tokens/s`, `images/s`, `streams`)
+ThroughputUnit = Annotated[str, StringConstraints(min_length=1, max_length=32, pattern=r"^[A-Za-z][A-Za-z0-9_/.%-]*$")]
 Source = Annotated[
     str,
     StringConstraints(pattern=r"^(nvml|nvidia-smi|sim|prom:[a-z0-9_-]{1,32}|push:[a-z0-9_-]{1,64})$"),
 ]
+
+#: the largest throughput value (units per second of one device): a billion, three orders of magnitude
+#: above any accelerator's tokens/s or images/s, and far inside the float4 (`real`) column that stores it
+THROUGHPUT_MAX: Final = 1e9
 
 
 def canonical_device_uuid(raw: str) -> str:
@@ -88,6 +137,9 @@ def canonical_device_uuid(raw: str) -> str:
         raise ValueError("device_uuid is empty")
     if len(value) > 128:
         raise ValueError("device_uuid is longer than 128 characters")
+    bad = _first_bad(value, blanks=False)
+    if bad is not None:
+        raise ValueError(f"device_uuid must be {_BLANK_FREE}, found {bad}")
     return value
 
 
@@ -100,19 +152,19 @@ class Throughput(BaseModel):
     """Work served by the device in the sample interval: the numerator of performance per watt."""
 
     model_config = _WIRE
-    value: float = Field(ge=0)
-    unit: Label
-    workload: Label
+    value: float = Field(ge=0, le=THROUGHPUT_MAX)
+    unit: ThroughputUnit
+    workload: WorkloadName
 
 
 class Attribution(BaseModel):
     """Who the device (or its slice) is allocated to. A shared device says so in every sample."""
 
     model_config = _WIRE
-    tenant: Label | None = None
-    namespace: Label | None = None
-    pod: Label | None = None
-    container: Label | None = None
+    tenant: AttributionName | None = None
+    namespace: AttributionName | None = None
+    pod: AttributionName | None = None
+    container: AttributionName | None = None
 
 
 class DeviceSample(BaseModel):
@@ -125,9 +177,9 @@ class DeviceSample(BaseModel):
     kind: Kind
     model: Label | None = None
     arch: Label | None = None
-    index: Annotated[str, StringConstraints(max_length=32)] | None = None
-    pci_bus_id: Annotated[str, StringConstraints(max_length=64)] | None = None
-    subdevice: Annotated[str, StringConstraints(max_length=64)] | None = None
+    index: DeviceIndex | None = None
+    pci_bus_id: ShortIdent | None = None
+    subdevice: ShortIdent | None = None
     util_pct: float | None = Field(None, ge=0, le=100)
     mem_used_bytes: int | None = Field(None, ge=0, le=2**50)
     mem_total_bytes: int | None = Field(None, ge=0, le=2**50)
@@ -158,7 +210,7 @@ class NodeRef(BaseModel):
     model_config = _WIRE
     node_id: Ident
     site_id: Ident
-    hostname: Annotated[str, StringConstraints(min_length=1, max_length=255)] | None = None
+    hostname: Hostname | None = None
 
 
 class NodeSnapshot(BaseModel):

@@ -3,8 +3,10 @@ vendor table's domestic flag."""
 
 from __future__ import annotations
 
+import re
 import types
 import typing
+from pathlib import Path
 from typing import Any
 
 import annotated_types
@@ -12,6 +14,7 @@ import pytest
 from pydantic import BaseModel
 from pydantic.fields import FieldInfo
 
+import kcloud
 from kcloud.catalog import Catalog, CatalogError, UnknownMetricError, load_catalog, parse_catalog
 from kcloud.records import Attribution, DeviceSample, Throughput
 
@@ -109,6 +112,31 @@ def test_only_state_metrics_list_values_and_every_other_metric_has_a_range(catal
     for metric in catalog.metrics:
         assert (metric.values is not None) == (metric.type == "state"), metric.name
         assert (metric.range is not None) == (metric.type != "state"), metric.name
+
+
+#: the largest finite value of each device_samples column type (real is float4: beyond it, `inf` is stored)
+_STORAGE_MAX = {"real": 3.4028234e38, "double precision": 1.7976931348623157e308, "bigint": 2**63 - 1}
+
+
+def _device_samples_columns() -> dict[str, str]:
+    sql = (Path(kcloud.__file__).parent / "db" / "migrations" / "0002_timeseries_postgresql.sql").read_text()
+    body = sql.split("CREATE TABLE device_samples (", 1)[1].split(") PARTITION BY", 1)[0]
+    columns = {}
+    for line in body.splitlines():
+        match = re.match(r"^\s+([a-z_]+)\s+(real|double precision|bigint|smallint|integer|timestamptz)\b", line)
+        if match:
+            columns[match.group(1)] = match.group(2)
+    return columns
+
+
+def test_every_number_has_an_upper_bound_its_storage_column_holds_finitely(catalog: Catalog) -> None:
+    columns = _device_samples_columns()
+    for metric in catalog.metrics:
+        if metric.range is None:
+            continue
+        assert metric.range.max is not None, f"{metric.name}: no upper bound; a vendor could send 1e39"
+        kind = columns[metric.name]
+        assert metric.range.max < _STORAGE_MAX[kind], f"{metric.name}: {metric.range.max} overflows {kind}"
 
 
 def test_cumulative_metrics_are_counters_and_instant_readings_gauges(catalog: Catalog) -> None:
