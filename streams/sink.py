@@ -14,11 +14,9 @@ introduces at most `max_workloads_per_vendor` throughput (workload, unit) pairs;
 over that cap (or finds the workload id sequence exhausted) is stored without its throughput, counted as
 `throughput_refused`.
 
-Event time is the collectors', but no clock running ahead moves a node's minutes: the newest event time a
-node's samples are judged late against (and that closes its minutes) is taken no later than the worker's
-wall clock, nor than the lateness past the lower median of the batch's nodes (a bound that matters when a
-worker catches up on a backlog, where the wall clock is far ahead of everyone). A bound too low only
-reopens minutes that are then computed again from the raw samples.
+Event time is the collectors', but no clock running ahead of the worker's moves a node's minutes: the
+newest event time a node's samples are judged late against, and the horizon that closes its minutes, are
+clamped to the worker's wall clock.
 """
 
 from __future__ import annotations
@@ -38,7 +36,6 @@ from kcloud.settings import Settings
 from streams.alerts import AlertRecorder
 from streams.deployments import LifecycleRecorder, lock_lifecycle
 from streams.ownership import NodeOwner, OwnershipCache, check
-from streams.progress import lower_median
 from streams.rollups import MinuteKey, MinutePlan, OpenMinutes, is_late, minute_of, update_minute_rollups
 from streams.workloads import WorkloadIds
 
@@ -231,15 +228,8 @@ class SampleSink:
         minutes: dict[datetime, datetime] = {}  # a batch holds few distinct instants
         late = 0
         wall = self._wall()
-        # a node's clock running ahead (of ours, or of the other nodes' read so far, as when catching up on
-        # a backlog) closes none of its minutes early, nor makes its next samples late
-        batch_newest: dict[str, datetime] = {}
-        for snap in snapshots:
-            node, at = snap.node.node_id, min(snap.collected_at, wall)
-            if node not in batch_newest or at > batch_newest[node]:
-                batch_newest[node] = at
-        bound = lower_median(list(batch_newest.values())) + self._lateness if batch_newest else wall
-        reference = {node: min(at, wall, bound) for node, at in node_last_seen.items()}
+        # a node's clock running ahead of ours closes none of its minutes early, nor makes its samples late
+        reference = {node: min(at, wall) for node, at in node_last_seen.items()}
         for snap in snapshots:
             node, at = snap.node.node_id, snap.collected_at
             ids = [device_ids[device_key(d)] for d in snap.devices]
