@@ -180,7 +180,10 @@ def demo(
         f"({r.samples_stored} device samples) in {r.seconds:.0f}s"
     )
     typer.echo(f"{r.deadlettered} malformed message(s) dead-lettered with their reason; {r.open_alerts} open alert(s)")
-    typer.echo(f"ledger: {r.ledger_rows} deployment event(s), {'intact' if r.ledger_ok else 'BROKEN'}")
+    verdict = "intact, every append signed by the trusted key"
+    if not r.ledger_ok:
+        verdict = "BROKEN or not verifiable (see kcloud ledger verify)"
+    typer.echo(f"ledger: {r.ledger_rows} deployment event(s), {verdict}")
     if r.snapshots_stored < r.snapshots_delivered or not r.ledger_ok:
         raise typer.Exit(1)
 

@@ -28,7 +28,8 @@ from infra import stack
 from infra.errors import InfraError
 from infra.kafka import KafkaService
 from kcloud.db.migrate import migrate
-from kcloud.ledger import verify_ledger
+from kcloud.ledger import trusted_key, verify_ledger
+from kcloud.ledger.publish import trusted_checkpoints
 from kcloud.settings import Settings
 from kcloud.supervisor import Child, ChildSpec
 from streams.launcher import settings_env
@@ -228,7 +229,10 @@ def run_demo(
             child.stop()
     samples, snapshots = demo.stored_since(since)
     with psycopg.connect(settings.effective_database_url) as conn:
-        ledger = verify_ledger(conn)
+        # verified as an auditor would: signatures under the trusted key, the stored checkpoints
+        trusted = trusted_key(settings)
+        checkpoints, _, _ = trusted_checkpoints(settings, [], trusted, kafka=False)
+        ledger = verify_ledger(conn, trusted_key=trusted, checkpoints=checkpoints)
         alerts = conn.execute("SELECT count(*) FROM alerts WHERE resolved_at IS NULL").fetchone()
     return DemoReport(
         delivered,
@@ -236,7 +240,7 @@ def run_demo(
         samples,
         dead,
         ledger.rows,
-        ledger.ok,
+        ledger.ok and (ledger.signatures_checked or ledger.rows == ledger.form1_rows),
         int(alerts[0]) if alerts else 0,
         time.monotonic() - t0,
     )

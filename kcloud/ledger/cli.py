@@ -21,9 +21,9 @@ from kcloud.ledger.checkpoint import Checkpoint, CheckpointError, read_checkpoin
 from kcloud.ledger.keys import LedgerKeyError, TrustedKeys, load_or_create_key, public_key_from_text, public_key_text
 from kcloud.ledger.publish import (
     checkpoint_dir,
-    known_checkpoints,
     publish_to_kafka,
     signing_key_path,
+    trusted_checkpoints,
     trusted_key,
     write_to_store,
 )
@@ -84,26 +84,6 @@ def _verify(
             fail("kcloud ledger: the database has no deployment_events table; run `kcloud db migrate` first")
 
 
-def _trusted_checkpoints(
-    settings: Settings, files: list[Path], trusted: TrustedKeys | None, kafka: bool
-) -> tuple[list[Checkpoint], list[str], list[str]]:
-    """The known checkpoints signed by `trusted`, the refusals (text), and notes."""
-    known = known_checkpoints(settings, files, kafka=kafka)
-    good: list[Checkpoint] = []
-    refused = list(known.problems)
-    for where, cp in known.found:
-        if trusted is None:
-            refused.append(f"{where}: no trusted public key to check it under")
-            continue
-        try:
-            cp.check_signature(trusted)
-        except CheckpointError as exc:
-            refused.append(f"{where}: {exc}")
-        else:
-            good.append(cp)
-    return good, refused, known.notes
-
-
 def _broken_text(result: VerifyResult) -> str:
     assert result.broken is not None
     where = "past its end" if result.broken.seq is None else f"at seq {result.broken.seq}"
@@ -136,7 +116,7 @@ def verify_command(
     """
     settings = settings_from(ctx)
     trusted = _trusted(settings, public_key)
-    good, refused, notes = _trusted_checkpoints(settings, list(checkpoint or []), trusted, kafka)
+    good, refused, notes = trusted_checkpoints(settings, list(checkpoint or []), trusted, kafka=kafka)
     result = _verify(settings, trusted, good)
     for note in [*notes, *result.notes]:
         typer.echo(f"note: {note}", err=True)
@@ -201,7 +181,7 @@ def checkpoint_command(
             f"kcloud ledger: the signing key {key_path} is not a trusted key "
             f"({trusted.describe() if trusted else 'none'})"
         )
-    good, refused, notes = _trusted_checkpoints(settings, [], trusted, kafka)
+    good, refused, notes = trusted_checkpoints(settings, [], trusted, kafka=kafka)
     for note in notes:
         typer.echo(f"note: {note}", err=True)
     if refused:

@@ -29,6 +29,7 @@ __all__ = [
     "publish_to_kafka",
     "read_kafka",
     "signing_key_path",
+    "trusted_checkpoints",
     "trusted_key",
     "write_to_store",
 ]
@@ -156,3 +157,24 @@ def known_checkpoints(settings: Settings, files: list[Path], *, kafka: bool) -> 
                 except CheckpointError as exc:
                     known.problems.append(str(exc))
     return known
+
+
+def trusted_checkpoints(
+    settings: Settings, files: list[Path], trusted: TrustedKeys | None, *, kafka: bool
+) -> tuple[list[Checkpoint], list[str], list[str]]:
+    """The known checkpoints (store, `files`, the Kafka topic when `kafka`) signed by `trusted`, the
+    refusals (one sentence each: where, and why it is not trusted), and notes."""
+    known = known_checkpoints(settings, files, kafka=kafka)
+    good: list[Checkpoint] = []
+    refused = list(known.problems)
+    for where, cp in known.found:
+        if trusted is None:
+            refused.append(f"{where}: no trusted public key to check it under")
+            continue
+        try:
+            cp.check_signature(trusted)
+        except CheckpointError as exc:
+            refused.append(f"{where}: {exc}")
+        else:
+            good.append(cp)
+    return good, refused, known.notes
