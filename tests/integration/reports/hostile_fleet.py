@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 import uuid
 from collections import defaultdict
 from collections.abc import Iterator
@@ -30,6 +31,7 @@ from kcloud.db.migrate import migrate
 from kcloud.db.rollups import refresh_rollups
 from kcloud.settings import Settings
 from reports.build import render
+from reports.common import served_amount
 from reports.params import ReportParams
 from streams.rollups import update_minute_rollups
 from streams.sink import SampleSink
@@ -97,6 +99,60 @@ def table(report: dict[str, Any], table_id: str) -> list[dict[str, Any]]:
 def gaps(report: dict[str, Any]) -> list[str]:
     """The provenance's data-gap lines."""
     return [r["gap"] for r in table(report, "data_gaps")]
+
+
+def stated(lines: list[str], who: str, what: str) -> int:
+    """The count a data-quality line states for `who` ('the throughput of 3 sample(s)' -> 3), else 0."""
+    for line in lines:
+        if line.startswith(f"data quality: {who}: ") and what in line:
+            found = re.search(r"(\d+) (?:sample|rollup row)", line)
+            if found is None:
+                raise AssertionError(f"a data-quality line without a count: {line}")
+            return int(found.group(1))
+    return 0
+
+
+def wrong_figures(report: dict[str, Any], clean: dict[str, Any], ex: Expected, names: dict[int, str]) -> list[str]:
+    """Every figure of the evidence report over the hostile data that differs from the clean report's minus
+    what the hostile values replaced (served, serving hours, energy, observed and busy hours, per group and
+    workload), and every data-quality count that differs from what was injected. Returns ["what: got,
+    expected", ...]: empty when no excluded sample is in a figure and every exclusion is stated."""
+    wrong: list[str] = []
+    lines = gaps(report)
+    by_name = {v: k for k, v in names.items()}
+
+    def check(what: str, got: float, want: float, tolerance: float) -> None:
+        if abs(got - want) > tolerance:
+            wrong.append(f"{what}: {got}, expected {want}")
+
+    service = {(r["vendor"], r["site"], r["workload"]): r for r in table(report, "service")}
+    groups: set[Group] = set()
+    for row in table(clean, "service"):
+        g, w = (row["vendor"], row["site"]), by_name[row["workload"]]
+        groups.add(g)
+        got = service.get((*g, row["workload"]))
+        if got is None:
+            wrong.append(f"service {g} {row['workload']}: missing")
+            continue
+        gone = served_amount(row["unit"], ex.units[(g, w)])
+        check(f"served {g} {row['workload']}", got["served"], row["served"] - gone, 0.15)
+        n = ex.workload_samples[(g, w)]
+        check(f"serving_hours {g} {row['workload']}", got["serving_hours"], row["serving_hours"] - n * 10 / 3600, 2e-3)
+    energy = {(r["vendor"], r["site"]): r for r in table(report, "energy")}
+    for row in table(clean, "energy"):
+        g = (row["vendor"], row["site"])
+        check(f"energy_kwh {g}", energy[g]["energy_kwh"], row["energy_kwh"] - ex.energy_j[g] / 3.6e6, 2e-3)
+        check(f"energy rows stated {g}", stated(lines, f"{g[0]} at {g[1]}", "the energy of"), ex.energy_rows[g], 0)
+    util = {(r["vendor"], r["site"]): r for r in table(report, "utilization")}
+    for row in table(clean, "utilization"):
+        g = (row["vendor"], row["site"])
+        check(f"observed_hours {g}", util[g]["observed_hours"], row["observed_hours"], 1e-3)
+        check(f"busy_hours {g}", util[g]["busy_hours"], row["busy_hours"] - ex.busy_s[g] / 3600, 2e-3)
+        check(f"util rows stated {g}", stated(lines, f"{g[0]} at {g[1]}", "the utilization of"), ex.util_rows[g], 0)
+    for g in groups:
+        who = f"{g[0]} at {g[1]}"
+        check(f"throughput samples stated {g}", stated(lines, who, "the throughput of"), ex.throughput_samples[g], 0)
+    return wrong
 
 
 def _groups(conn: psycopg.Connection[Any]) -> dict[int, Group]:
