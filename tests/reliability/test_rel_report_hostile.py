@@ -84,6 +84,7 @@ def test_hostile_stored_values_and_requests_never_get_a_server_error(
     gw = GatewayProcess(settings, tmp_path / "gateway.log").start()
     statuses: Counter[int] = Counter()
     not_error_body = 0
+    no_answer = 0
     stated_exclusions = 0
     wrong: list[str] = []
     sent = 0
@@ -93,9 +94,13 @@ def test_hostile_stored_values_and_requests_never_get_a_server_error(
         with httpx.Client(base_url=gw.url, headers=headers, timeout=120) as client:
 
             def get(kind: str, query: dict[str, str]) -> httpx.Response:
-                nonlocal sent, not_error_body
+                nonlocal sent, not_error_body, no_answer
                 sent += 1
-                r = client.get(f"/v1/reports/{kind}", params=query)
+                try:
+                    r = client.get(f"/v1/reports/{kind}", params=query)
+                except httpx.TransportError as exc:  # counted: the connection closed without an answer
+                    no_answer += 1
+                    return httpx.Response(599, text=f"no answer: {exc!r}")
                 statuses[r.status_code] += 1
                 if r.status_code != 200:
                     try:
@@ -140,6 +145,7 @@ def test_hostile_stored_values_and_requests_never_get_a_server_error(
         "requests_sent": sent,
         "statuses": dict(sorted(statuses.items())),
         "server_errors": server_errors,
+        "no_answer": no_answer,
         "refusals_not_error_body": not_error_body,
         "reports_stating_exclusions": stated_exclusions,
         "report_shapes": 2 * len(shapes),
@@ -152,6 +158,7 @@ def test_hostile_stored_values_and_requests_never_get_a_server_error(
     }
     record_figures("report_hostile", figures)
     assert server_errors == 0, (statuses, gw.log())
+    assert no_answer == 0, gw.log()
     assert not_error_body == 0
     assert wrong == []
     assert stated_exclusions == 2 * len(shapes), "every report over the hostile data states what it left out"
