@@ -21,6 +21,7 @@ from reports.params import (
     parse_generated_at,
 )
 from reports.quality import Exclusions, bounds
+from reports.spans import Event, device_spans
 
 
 @pytest.mark.parametrize(
@@ -121,3 +122,15 @@ def test_exclusions_are_stated_with_their_counts_and_reason() -> None:
     assert Exclusions().lines("x", bounds()) == []
     assert len(ex.lines("x", bounds(), energy=False)) == 3
     assert datetime(2000, 1, 1, tzinfo=UTC) == EARLIEST
+
+
+@pytest.mark.parametrize("last_seen", ["9999-12-31T23:59:59+00:00", "2026-01-01T01:00", "soon", "0001-01-01T00:00Z"])
+def test_an_offline_event_with_an_unusable_last_seen_counts_from_the_event(last_seen: str) -> None:
+    t = datetime(2026, 1, 1, tzinfo=UTC)
+    events = [
+        Event(t + timedelta(hours=1), "offline", {"last_seen": last_seen}),
+        Event(t + timedelta(hours=2), "returned"),
+    ]
+    s = device_spans(t, [], events, t, t + timedelta(days=1), interval=timedelta(seconds=10))
+    start = t if last_seen.startswith("0001") else t + timedelta(hours=1)  # an old last_seen clips to the period
+    assert s.down == [(start, t + timedelta(hours=2))]
