@@ -340,6 +340,8 @@ class _Builder:
             ex.throughput_samples = sum(s.excluded for s in self._served(g, None).values())
             self.gaps.extend(ex.lines(f"{vendor} at {site}", b))
         for site in self.sites:
+            if all(g.device_id not in self.baseline_usage for g in self.scope.gpu_baseline if g.site == site):
+                continue  # every baseline GPU of the site is in a group above, whose lines count its values
             ex = Exclusions()
             for gpu in self.scope.gpu_baseline:
                 u = self.baseline_usage.get(gpu.device_id)
@@ -347,7 +349,7 @@ class _Builder:
                     ex.add(u.excluded)
             ex.throughput_samples = sum(s.excluded for s in self._served(self.base[site], None).values())
             ex.util_rows = ex.util_samples = 0  # the baseline shows no utilization figure
-            self.gaps.extend(ex.lines(f"the GPU baseline at {site}", b))
+            self.gaps.extend(ex.lines(f"the GPU baseline at {site} (GPUs outside the report's filters included)", b))
 
 
 def build_evidence(conn: psycopg.Connection[Any], ctx: BuildContext) -> Report:

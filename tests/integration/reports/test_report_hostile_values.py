@@ -73,7 +73,19 @@ def _check_evidence(report: dict[str, Any], clean: dict[str, Any], ex: Expected,
 
 
 def test_impossible_stored_values_are_left_out_of_the_figures_and_counted(hostile: HostileDb) -> None:
-    _check_evidence(build(hostile.settings), hostile.clean, hostile.expected, hostile.workloads)
+    report = build(hostile.settings)
+    _check_evidence(report, hostile.clean, hostile.expected, hostile.workloads)
+    assert not any("GPU baseline" in line for line in gaps(report)), "the H100s' own group lines count them"
+
+
+def test_the_gpu_baseline_outside_the_filters_states_what_it_left_out(hostile: HostileDb) -> None:
+    ex, gpus = hostile.expected, ("nvidia", "nhn-cloud-gwangju")
+    lines = gaps(build(hostile.settings, vendor="sapeon"))
+    who = "the GPU baseline at nhn-cloud-gwangju (GPUs outside the report's filters included)"
+    assert ex.throughput_samples[gpus] and ex.energy_rows[gpus]
+    assert stated(lines, who, "the throughput of") == ex.throughput_samples[gpus]
+    assert stated(lines, who, "the energy of") == ex.energy_rows[gpus]
+    assert stated(lines, who, "the utilization of") == 0  # the baseline shows no utilization figure
 
 
 def test_http_endpoints_answer_200_and_state_the_exclusions(hostile: HostileDb, client: Client) -> None:
