@@ -66,7 +66,7 @@ def _connect(url: str) -> psycopg.Connection[Any]:
 
 
 def _database_error(exc: psycopg.Error) -> str:
-    if isinstance(exc, psycopg.errors.UndefinedTable):
+    if isinstance(exc, psycopg.errors.UndefinedTable | psycopg.errors.UndefinedColumn):
         return "kcloud report: the database is not migrated for reports; run `kcloud db migrate` first"
     first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
     return f"kcloud report: database error: {first}"

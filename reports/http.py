@@ -9,8 +9,9 @@ otherwise), and includes it. Every refusal is the gateway's `ErrorBody` (importe
 behaves the same in any app: a missing, malformed or out-of-range parameter (a date outside 2000-2100, an
 inverted period, an unknown format) answers 422 `invalid_parameter` naming it; unknown filters and
 periods without data answer 400 `report_refused` with the same one-sentence message the CLI prints; an
-unreachable database answers 503 `database_unavailable`. The parameters are taken as plain text and
-checked here (`reports.params`), so FastAPI's own validation never answers in another shape.
+unreachable database (or one not migrated for the reports) answers 503 `database_unavailable`. The
+parameters are taken as plain text and checked here (`reports.params`), so FastAPI's own validation
+never answers in another shape.
 
 Example:
     >>> app.include_router(report_router(settings, require_program_manager))  # doctest: +SKIP
@@ -76,6 +77,10 @@ def _build(
     except psycopg.OperationalError as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         return _refusal(503, "database_unavailable", f"the report database cannot be reached: {first}")
+    except (psycopg.errors.UndefinedTable, psycopg.errors.UndefinedColumn):
+        return _refusal(
+            503, "database_unavailable", "the report database is not migrated for reports; run `kcloud db migrate`"
+        )
     return Response(
         data,
         media_type=_MEDIA[chosen],
