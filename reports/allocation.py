@@ -22,6 +22,7 @@ import psycopg
 from reports.common import BuildContext, provenance_section, served_amount, served_unit
 from reports.model import Column, Report, Section, Table
 from reports.periods import tiles
+from reports.quality import Exclusions, bounds
 from reports.queries import AllocationUse, allocation_served, allocation_use
 from reports.rollup import refresh_report_rollup
 from reports.scope import ScopedDevice, load_scope
@@ -44,19 +45,26 @@ def build_allocation(conn: psycopg.Connection[Any], ctx: BuildContext) -> Report
     ids = sorted(devices)
     t = tiles(p.start, p.end)
     refresh_report_rollup(conn, t, ids, ctx.sample_interval_s)
-    uses = allocation_use(conn, t, ids)
+    uses = allocation_use(conn, t, ids, ctx.sample_interval_s)
     served_rows = allocation_served(conn, t, ids, ctx.sample_interval_s)
     workloads: dict[int, tuple[str, str]] = {
         int(r[0]): (r[1], r[2]) for r in conn.execute("SELECT workload_id, name, unit FROM workloads").fetchall()
     }
     served_by_alloc: dict[tuple[int, str | None, str | None], float] = defaultdict(float)
     mix: dict[tuple[str, int], list[float]] = defaultdict(lambda: [0.0, 0.0])
-    for device_id, tenant, namespace, wid, units, samples in served_rows:
+    excluded = Exclusions()
+    for u in uses:
+        excluded.add(u.excluded)
+    for device_id, tenant, namespace, wid, units, samples, left_out in served_rows:
+        excluded.throughput_samples += left_out
+        if wid == 0:
+            continue
         served_by_alloc[(device_id, tenant, namespace)] += units
         acc = mix[(_tenant(tenant), wid)]
         acc[0] += units
         acc[1] += samples
     gaps = ["allocations are credited by rollup bucket: the allocation in force at each bucket's end takes it"]
+    gaps += excluded.lines("the report's devices", bounds(), energy=False)
 
     def busy(u: AllocationUse) -> float | None:
         return u.util_seconds / u.util_weight if u.util_weight else None

@@ -4,14 +4,15 @@
     kcloud report allocation --from 2026-01-01 --to 2026-03-31 --format csv --out q1-alloc.csv
     kcloud report verify q1.json
 
-Every error (an unknown vendor, an inverted range, a period without data, a database that cannot be
-reached) is one message on stderr and exit status 1; `verify` exits 1 naming the first differing figure.
+Every error is one message on stderr naming the input, never a traceback: a malformed or out-of-range
+option (a date outside 2000-2100, an inverted range, an unknown format) exits 2, like any usage error; an
+unknown vendor, a period without data or a database that cannot be reached exits 1; `verify` exits 1
+naming the first differing figure.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -19,7 +20,10 @@ import psycopg
 import typer
 
 from kcloud.cli_context import fail, settings_from
-from reports.params import FORMATS, ReportError, ReportParams
+from reports.params import FORMATS, ReportError, ReportParamError, ReportParams, parse_generated_at
+
+#: exit status of a malformed or out-of-range option (click's usage-error status)
+USAGE_ERROR = 2
 
 __all__ = ["app"]
 
@@ -62,22 +66,10 @@ def _connect(url: str) -> psycopg.Connection[Any]:
 
 
 def _database_error(exc: psycopg.Error) -> str:
-    if isinstance(exc, psycopg.errors.UndefinedTable):
+    if isinstance(exc, psycopg.errors.UndefinedTable | psycopg.errors.UndefinedColumn):
         return "kcloud report: the database is not migrated for reports; run `kcloud db migrate` first"
     first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
     return f"kcloud report: database error: {first}"
-
-
-def _generated_at(text: str | None) -> datetime:
-    if text is None:
-        return datetime.now(UTC).replace(microsecond=0)
-    try:
-        when = datetime.fromisoformat(text.replace("Z", "+00:00"))
-    except ValueError:
-        fail(f"kcloud report: --generated-at {text!r} is not an ISO time such as 2026-04-01T00:00Z")
-    if when.tzinfo is None:
-        fail(f"kcloud report: --generated-at {text!r} has no time zone; add an offset such as Z or +09:00")
-    return when.astimezone(UTC)
 
 
 def _run(
@@ -99,7 +91,10 @@ def _run(
 
     chosen = fmt or out.suffix.lstrip(".").lower()
     if chosen not in FORMATS:
-        fail(f"kcloud report: --format {chosen or '(none)'!r} is unknown; choose one of {', '.join(FORMATS)}")
+        fail(
+            f"kcloud report: --format {chosen[:60] or '(none)'!r} is unknown; choose one of {', '.join(FORMATS)}",
+            USAGE_ERROR,
+        )
     try:
         params = ReportParams.parse(
             kind,
@@ -111,9 +106,9 @@ def _run(
             granularity=granularity,
             lang=lang,
         )
-    except ReportError as exc:
-        fail(f"kcloud report: {exc}")
-    when = _generated_at(generated_at)
+        when = parse_generated_at(generated_at)
+    except ReportParamError as exc:
+        fail(f"kcloud report: {exc}", USAGE_ERROR)
     settings = settings_from(ctx)
     with _connect(settings.effective_database_url) as conn:
         try:

@@ -22,6 +22,7 @@ import psycopg
 from reports.common import BuildContext, percentile, provenance_section, served_amount, served_unit
 from reports.model import Column, Report, Section, Table
 from reports.periods import overlap, period_bounds, period_label, tiles
+from reports.quality import Exclusions, bounds
 from reports.queries import Served, Usage, served, usage
 from reports.rollup import refresh_report_rollup
 from reports.scope import Scope, ScopedDevice, load_scope
@@ -32,6 +33,15 @@ ALL = "all"
 H = 3600.0
 _GROUP = [Column("vendor", key=True), Column("site", key=True)]
 _PERIOD = [*_GROUP, Column("period", key=True)]
+_USAGE_SUMS = (
+    "seconds",
+    "util_seconds",
+    "util_weight",
+    "energy_j",
+    "alloc_seconds",
+    "alloc_util_seconds",
+    "energy_excluded_seconds",
+)
 
 
 def _hours(c: str) -> Column:
@@ -62,7 +72,17 @@ class _Builder:
         base = {s: len(self.groups) + i for i, s in enumerate(self.sites)}
         everyone = sorted({*ids, *(g.device_id for g in scope.gpu_baseline)})
         refresh_report_rollup(conn, self.tiles, everyone, ctx.sample_interval_s)
-        self.by_group, self.by_device = usage(conn, self.tiles, self.bounds, ids, group_of)
+        self.by_group, self.by_device = usage(
+            conn, self.tiles, self.bounds, ids, group_of, interval_s=ctx.sample_interval_s
+        )
+        # baseline GPUs outside the report's filters: only what the quality lines need of their rollups
+        in_scope = set(ids)
+        extra = sorted({g.device_id for g in scope.gpu_baseline if g.device_id not in in_scope})
+        self.baseline_usage: dict[int, Usage] = (
+            usage(conn, self.tiles, self.bounds, extra, [0] * len(extra), interval_s=ctx.sample_interval_s)[1]
+            if extra
+            else {}
+        )
         self.served = served(
             conn,
             self.tiles,
@@ -85,9 +105,10 @@ class _Builder:
         for i in range(len(self.periods)):
             u = self.by_group.get((g, i))
             if u is not None:
-                for f in ("seconds", "util_seconds", "util_weight", "energy_j", "alloc_seconds", "alloc_util_seconds"):
+                for f in _USAGE_SUMS:
                     setattr(total, f, getattr(total, f) + getattr(u, f))
                 total.samples += u.samples
+                total.excluded.add(u.excluded)
         return total
 
     def _served(self, g: int, p: int | None) -> dict[int, Served]:
@@ -99,6 +120,7 @@ class _Builder:
                 acc.energy_j += s.energy_j
                 acc.samples += s.samples
                 acc.counter_samples += s.counter_samples
+                acc.excluded += s.excluded
         return out
 
     def _period_rows(self) -> list[tuple[str, int | None, Any, Any]]:
@@ -237,7 +259,9 @@ class _Builder:
                         f"{vendor} at {site}: {100.0 - share:.1f}% of samples carry no energy counter; where "
                         "they carry power, their energy is power integrated over the observed time"
                     )
-                power = u.energy_j / u.seconds if u.seconds else None
+                # rows whose energy was left out (reports.quality) leave their seconds out of the mean power
+                powered = u.seconds - u.energy_excluded_seconds
+                power = u.energy_j / powered if powered > 0 else None
                 t.add([vendor, site, label, u.energy_j / 3.6e6, power, share, source])
         return Section("energy", [t, self._efficiency()])
 
@@ -257,7 +281,7 @@ class _Builder:
                 name, unit = self.workloads[w]
                 per_watt = s.units / s.energy_j if s.energy_j > 0 else None
                 b = baseline.get(w)
-                gpu = b.units / b.energy_j if b is not None and b.energy_j > 0 and b.samples else None
+                gpu = b.units / b.energy_j if b is not None and b.energy_j > 0 and b.samples and b.units > 0 else None
                 ratio: float | None = None
                 if kinds[(vendor, site)] == "gpu":
                     why = "GPU group: part of the baseline itself"
@@ -304,6 +328,29 @@ class _Builder:
                     )
         return Section("completeness", [by_vendor, by_site])
 
+    def quality(self) -> None:
+        """Data-quality lines: what each group's figures left out as physically impossible (reports.quality)."""
+        b = bounds()
+        for g, (vendor, site) in enumerate(self.groups):
+            ex = Exclusions()
+            for d in self.members[g]:
+                u = self.by_device.get(d.device_id)
+                if u is not None:
+                    ex.add(u.excluded)
+            ex.throughput_samples = sum(s.excluded for s in self._served(g, None).values())
+            self.gaps.extend(ex.lines(f"{vendor} at {site}", b))
+        for site in self.sites:
+            if all(g.device_id not in self.baseline_usage for g in self.scope.gpu_baseline if g.site == site):
+                continue  # every baseline GPU of the site is in a group above, whose lines count its values
+            ex = Exclusions()
+            for gpu in self.scope.gpu_baseline:
+                u = self.baseline_usage.get(gpu.device_id)
+                if gpu.site == site and u is not None:
+                    ex.add(u.excluded)
+            ex.throughput_samples = sum(s.excluded for s in self._served(self.base[site], None).values())
+            ex.util_rows = ex.util_samples = 0  # the baseline shows no utilization figure
+            self.gaps.extend(ex.lines(f"the GPU baseline at {site} (GPUs outside the report's filters included)", b))
+
 
 def build_evidence(conn: psycopg.Connection[Any], ctx: BuildContext) -> Report:
     """Build the evidence report for `ctx.params` from the database behind `conn`.
@@ -320,6 +367,7 @@ def build_evidence(conn: psycopg.Connection[Any], ctx: BuildContext) -> Report:
         b.energy(),
         b.completeness(),
     ]
+    b.quality()
     if not ctx.ledger.count:
         b.gaps.append("the deployment ledger is empty: no offline or health events, availability reads 100%")
     return Report("evidence", ctx.params.lang, [*sections, provenance_section(ctx, b.gaps)], ctx.to_json())

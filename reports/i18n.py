@@ -150,10 +150,13 @@ DEFINITIONS: dict[str, tuple[str, str]] = {
     "provenance": (
         "The report was built from the deployment ledger up to the head named here (row count and hash of the "
         "newest row; rows appended later are not read) and from the rollups. `kcloud report verify FILE` "
-        "rebuilds a JSON or CSV report from the database and names the first figure that differs.",
+        "rebuilds a JSON or CSV report from the database and names the first figure that differs. Stored "
+        "values outside the metric catalogue's physical ranges (infinite, NaN, negative, or above what a device "
+        "can do) are left out of the figures; each 'data quality' gap says how many and why.",
         "이 보고서는 여기 적힌 헤드(행 수와 최신 행의 해시, 이후 추가된 행은 읽지 않음)까지의 배치 원장과 롤업으로 "
         "만들었습니다. `kcloud report verify FILE`은 JSON 또는 CSV 보고서를 데이터베이스에서 다시 만들어 처음 "
-        "다른 수치를 알려 줍니다.",
+        "다른 수치를 알려 줍니다. 지표 카탈로그의 물리적 범위를 벗어난 저장 값(무한대, NaN, 음수, 장치가 낼 수 없는 "
+        "값)은 수치에서 제외하며, 각 'data quality' 공백 항목에 제외한 수와 이유를 적습니다.",
     ),
     "tenants": (
         "Per organisation (the tenant the devices report): allocated card-hours are observed hours while the "

@@ -19,7 +19,7 @@ Example:
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
@@ -28,6 +28,7 @@ import psycopg
 from psycopg import sql
 
 from reports.periods import LEVEL_WIDTH, Tile
+from reports.quality import BAD_THROUGHPUT, CAST_LIMIT, Exclusions, bounds
 
 __all__ = ["AllocationUse", "Served", "Usage", "allocation_served", "allocation_use", "served", "usage"]
 
@@ -45,6 +46,8 @@ class Usage:
     samples: int = 0
     alloc_seconds: float = 0.0
     alloc_util_seconds: float = 0.0
+    energy_excluded_seconds: float = 0.0
+    excluded: Exclusions = field(default_factory=Exclusions)
 
     @property
     def util_pct(self) -> float | None:
@@ -59,6 +62,7 @@ class Served:
     energy_j: float = 0.0
     samples: int = 0
     counter_samples: int = 0
+    excluded: int = 0
 
 
 @dataclass(frozen=True)
@@ -71,11 +75,24 @@ class AllocationUse:
     seconds: float
     util_seconds: float
     util_weight: float
+    excluded: Exclusions = field(default_factory=Exclusions)
 
 
 def _f(value: Decimal | float | int | None) -> float:
     """A milli-unit integer sum from the database back in units."""
     return float(value) / 1000.0 if value is not None else 0.0
+
+
+#: the rollup rows' exclusion counts (reports.quality): util rows/samples, energy rows/samples, whole rows/samples
+_QUALITY = (
+    "sum(r.bad_util), sum(r.bad_util * r.raw_samples), sum(r.bad_energy), sum(r.bad_energy * r.raw_samples), "
+    "sum(r.bad_row), sum(r.bad_row * r.raw_samples)"
+)
+
+
+def _exclusions(row: Sequence[Any]) -> Exclusions:
+    n = [int(v or 0) for v in row]
+    return Exclusions(0, n[0], n[1], n[2], n[3], n[4], n[5])
 
 
 def _where(
@@ -92,29 +109,69 @@ def _where(
     return sql.SQL(" OR ").join(parts)
 
 
-def _rollup_union(tiles: Sequence[Tile], params: dict[str, Any]) -> sql.Composable:
-    """device_id, bucket, bucket_end, util_avg, energy_j, samples, seconds_observed over the tiles."""
+def _bound_params(params: dict[str, Any], interval_s: float) -> None:
+    b = bounds()
+    params.update(
+        t_min=b.throughput_min,
+        t_max=b.throughput_max,
+        u_min=b.util_min,
+        u_max=b.util_max,
+        interval=interval_s,
+        cast_limit=CAST_LIMIT,
+    )
+
+
+def _rollup_union(tiles: Sequence[Tile], params: dict[str, Any], interval_s: float) -> sql.Composable:
+    """device_id, bucket, bucket_end, util_avg, energy_j, samples, seconds_observed over the tiles, with the
+    values outside the catalogue's bounds (`reports.quality`) nulled and flagged: bad_row (every figure of
+    the row left out), bad_util, bad_energy, and raw_samples (the samples behind the row)."""
+    _bound_params(params, interval_s)
     selects = []
     for level in ("1d", "1h", "1m"):
         ranges = [(lo, hi) for lv, lo, hi in tiles if lv == level]
         if not ranges:
             continue
-        params[f"w{level}"] = LEVEL_WIDTH[level]
+        width = LEVEL_WIDTH[level]
+        params[f"w{level}"] = width
+        params[f"ws{level}"] = width.total_seconds()
+        params[f"emax{level}"] = bounds().energy_max(width.total_seconds(), interval_s)
         selects.append(
             sql.SQL(
-                "SELECT device_id, bucket, bucket + {w} AS bucket_end, util_avg, energy_j, samples, seconds_observed "
-                "FROM {table} WHERE device_id = ANY(%(ids)s) AND ({where})"
+                "SELECT device_id, bucket, bucket + {w} AS bucket_end, "
+                "CASE WHEN ok_row AND ok_util THEN util_avg END AS util_avg, "
+                "CASE WHEN ok_row AND ok_energy THEN energy_j END AS energy_j, "
+                "CASE WHEN ok_row THEN samples ELSE 0 END AS samples, "
+                "CASE WHEN ok_row THEN seconds_observed END AS seconds_observed, "
+                "(NOT ok_row)::int AS bad_row, coalesce(ok_row AND NOT ok_util, false)::int AS bad_util, "
+                "coalesce(ok_row AND NOT ok_energy, false)::int AS bad_energy, samples::int8 AS raw_samples "
+                "FROM (SELECT device_id, bucket, util_avg, energy_j, samples, seconds_observed, "
+                "coalesce(seconds_observed BETWEEN 0 AND {ws} AND samples >= 0, false) AS ok_row, "
+                "util_avg BETWEEN %(u_min)s AND %(u_max)s AS ok_util, energy_j BETWEEN 0 AND {emax} AS ok_energy "
+                "FROM {table} WHERE device_id = ANY(%(ids)s) AND ({where})) x"
             ).format(
                 w=sql.Placeholder(f"w{level}"),
+                ws=sql.Placeholder(f"ws{level}"),
+                emax=sql.Placeholder(f"emax{level}"),
                 table=sql.Identifier(f"device_rollup_{level}"),
                 where=_where("bucket", ranges, params, f"r{level}"),
             )
+        )
+    if not selects:
+        return sql.SQL(
+            "SELECT NULL::int AS device_id, NULL::timestamptz AS bucket, NULL::timestamptz AS bucket_end, "
+            "NULL::real AS util_avg, NULL::float8 AS energy_j, 0 AS samples, NULL::real AS seconds_observed, "
+            "0 AS bad_row, 0 AS bad_util, 0 AS bad_energy, 0::int8 AS raw_samples WHERE false"
         )
     return sql.SQL(" UNION ALL ").join(selects)
 
 
 def _report_union(tiles: Sequence[Tile], params: dict[str, Any], interval_s: float) -> sql.Composable:
-    """device_id, bucket, bucket_end, workload_id, samples, units, counter_samples over the tiles."""
+    """device_id, bucket, bucket_end, workload_id, samples, units, counter_samples, excluded over the tiles.
+
+    A sample whose throughput is outside the catalogue's range counts as a sample without a throughput
+    (workload 0) and in `excluded`; so does every sample of a stored report row whose units no sample
+    could have served (a row written before the bound, or by another path)."""
+    _bound_params(params, interval_s)
     selects = []
     for level in ("1d", "1h"):
         ranges = [(lo, hi) for lv, lo, hi in tiles if lv == level]
@@ -123,8 +180,13 @@ def _report_union(tiles: Sequence[Tile], params: dict[str, Any], interval_s: flo
         params[f"w{level}"] = LEVEL_WIDTH[level]
         selects.append(
             sql.SQL(
-                "SELECT device_id, bucket, bucket + {w} AS bucket_end, workload_id, samples, units, counter_samples "
-                "FROM {table} WHERE device_id = ANY(%(ids)s) AND ({where})"
+                "SELECT device_id, bucket, bucket + {w} AS bucket_end, "
+                "CASE WHEN ok THEN workload_id ELSE 0::smallint END AS workload_id, samples, "
+                "CASE WHEN ok THEN units ELSE 0 END AS units, counter_samples, "
+                "excluded_samples + CASE WHEN ok THEN 0 ELSE samples END AS excluded "
+                "FROM (SELECT *, coalesce(units BETWEEN %(t_min)s * samples * %(interval)s "
+                "AND %(t_max)s * samples * %(interval)s AND units < %(cast_limit)s, false) AS ok "
+                "FROM {table} WHERE device_id = ANY(%(ids)s) AND ({where})) x"
             ).format(
                 w=sql.Placeholder(f"w{level}"),
                 table=sql.Identifier(f"device_report_{level}"),
@@ -133,20 +195,22 @@ def _report_union(tiles: Sequence[Tile], params: dict[str, Any], interval_s: flo
         )
     minutes = [(lo, hi) for lv, lo, hi in tiles if lv == "1m"]
     if minutes:
-        params["interval"] = interval_s
         selects.append(
             sql.SQL(
                 "SELECT device_id, date_bin('1 minute', time, {origin}) AS bucket, "
                 "date_bin('1 minute', time, {origin}) + interval '1 minute' AS bucket_end, "
-                "coalesce(workload_id, 0)::smallint AS workload_id, count(*)::int AS samples, "
-                "coalesce(sum(throughput::float8 * %(interval)s), 0) AS units, count(energy_j)::int AS counter_samples "
+                "(CASE WHEN {bad} THEN 0 ELSE coalesce(workload_id, 0) END)::smallint AS workload_id, "
+                "count(*)::int AS samples, "
+                "coalesce(sum(throughput::float8 * %(interval)s) FILTER (WHERE NOT {bad}), 0) AS units, "
+                "count(energy_j)::int AS counter_samples, count(*) FILTER (WHERE {bad})::int AS excluded "
                 "FROM device_samples WHERE device_id = ANY(%(ids)s) AND ({where}) GROUP BY 1, 2, 3, 4"
-            ).format(origin=sql.SQL(_ORIGIN), where=_where("time", minutes, params, "tm"))
+            ).format(origin=sql.SQL(_ORIGIN), bad=sql.SQL(BAD_THROUGHPUT), where=_where("time", minutes, params, "tm"))
         )
     if not selects:
         return sql.SQL(
             "SELECT NULL::int AS device_id, NULL::timestamptz AS bucket, NULL::timestamptz AS bucket_end, "
-            "NULL::smallint AS workload_id, 0 AS samples, 0::float8 AS units, 0 AS counter_samples WHERE false"
+            "NULL::smallint AS workload_id, 0 AS samples, 0::float8 AS units, 0 AS counter_samples, "
+            "0 AS excluded WHERE false"
         )
     return sql.SQL(" UNION ALL ").join(selects)
 
@@ -167,7 +231,9 @@ SELECT GROUPING(r.device_id), m.g, width_bucket(r.bucket, %(bounds)s::timestampt
        sum(round(r.seconds_observed * 1000.0)::int8) FILTER (WHERE r.util_avg IS NOT NULL),
        sum(round(r.energy_j * 1000.0)::int8), sum(r.samples),
        sum(round(r.seconds_observed * 1000.0)::int8) FILTER (WHERE a.tenant IS NOT NULL),
-       sum(round(r.util_avg::float8 * r.seconds_observed * 1000.0)::int8) FILTER (WHERE a.tenant IS NOT NULL)
+       sum(round(r.util_avg::float8 * r.seconds_observed * 1000.0)::int8) FILTER (WHERE a.tenant IS NOT NULL),
+       sum(round(r.seconds_observed * 1000.0)::int8) FILTER (WHERE r.bad_energy = 1),
+       {quality}
 FROM r JOIN m USING (device_id)
 LEFT JOIN a ON {in_force}
 GROUP BY GROUPING SETS ((m.g, width_bucket(r.bucket, %(bounds)s::timestamptz[]) - 1), (r.device_id))
@@ -180,16 +246,24 @@ def usage(
     bounds: Sequence[datetime],
     ids: Sequence[int],
     groups: Sequence[int],
+    *,
+    interval_s: float,
 ) -> tuple[dict[tuple[int, int], Usage], dict[int, Usage]]:
     """Rollup sums per (group, period index) and per device (a device must be in one group only)."""
     params: dict[str, Any] = {"ids": list(ids), "groups": list(groups), "bounds": list(bounds)}
     query = sql.SQL(_USAGE).format(
-        alloc=sql.SQL(_ALLOC), rollups=_rollup_union(tiles, params), in_force=sql.SQL(_IN_FORCE)
+        alloc=sql.SQL(_ALLOC),
+        rollups=_rollup_union(tiles, params, interval_s),
+        in_force=sql.SQL(_IN_FORCE),
+        quality=sql.SQL(_QUALITY),
     )
     by_group: dict[tuple[int, int], Usage] = {}
     by_device: dict[int, Usage] = {}
     for row in conn.execute(query, params).fetchall():
-        u = Usage(_f(row[4]), _f(row[5]), _f(row[6]), _f(row[7]), int(row[8] or 0), _f(row[9]), _f(row[10]))
+        u = Usage(
+            _f(row[4]), _f(row[5]), _f(row[6]), _f(row[7]), int(row[8] or 0), _f(row[9]), _f(row[10]), _f(row[11])
+        )
+        u.excluded = _exclusions(row[12:])
         if row[0]:
             by_group[(int(row[1]), int(row[2]))] = u
         else:
@@ -204,7 +278,7 @@ r AS ({rollups})
 SELECT m.g, width_bucket(t.bucket, %(bounds)s::timestamptz[]) - 1, t.workload_id,
        sum(round(t.units * 1000.0)::int8),
        sum(round(r.energy_j * t.samples / nullif(t.all_samples, 0) * 1000.0)::int8),
-       sum(t.samples), sum(t.counter_samples)
+       sum(t.samples), sum(t.counter_samples), sum(t.excluded)
 FROM t JOIN m USING (device_id)
 LEFT JOIN r ON r.device_id = t.device_id AND r.bucket = t.bucket
 GROUP BY 1, 2, 3
@@ -229,12 +303,12 @@ def served(
         "bounds": list(bounds),
     }
     query = sql.SQL(_SERVED).format(
-        report=_report_union(tiles, params, interval_s), rollups=_rollup_union(tiles, params)
+        report=_report_union(tiles, params, interval_s), rollups=_rollup_union(tiles, params, interval_s)
     )
     out: dict[tuple[int, int, int], Served] = {}
     for row in conn.execute(query, params).fetchall():
         out[(int(row[0]), int(row[1]), int(row[2]))] = Served(
-            _f(row[3]), _f(row[4]), int(row[5] or 0), int(row[6] or 0)
+            _f(row[3]), _f(row[4]), int(row[5] or 0), int(row[6] or 0), int(row[7] or 0)
         )
     return out
 
@@ -244,30 +318,37 @@ WITH a AS ({alloc}), r AS ({rollups})
 SELECT r.device_id, a.tenant, a.namespace,
        sum(round(r.seconds_observed * 1000.0)::int8),
        sum(round(r.util_avg::float8 * r.seconds_observed * 1000.0)::int8),
-       sum(round(r.seconds_observed * 1000.0)::int8) FILTER (WHERE r.util_avg IS NOT NULL)
+       sum(round(r.seconds_observed * 1000.0)::int8) FILTER (WHERE r.util_avg IS NOT NULL),
+       {quality}
 FROM r LEFT JOIN a ON {in_force}
 GROUP BY 1, 2, 3
 ORDER BY 1, 2 NULLS FIRST, 3 NULLS FIRST
 """
 
 
-def allocation_use(conn: psycopg.Connection[Any], tiles: Sequence[Tile], ids: Sequence[int]) -> list[AllocationUse]:
+def allocation_use(
+    conn: psycopg.Connection[Any], tiles: Sequence[Tile], ids: Sequence[int], interval_s: float
+) -> list[AllocationUse]:
     """Observed time and utilization per (device, tenant, namespace); tenant None = not allocated."""
     params: dict[str, Any] = {"ids": list(ids)}
     query = sql.SQL(_ALLOCATION_USE).format(
-        alloc=sql.SQL(_ALLOC), rollups=_rollup_union(tiles, params), in_force=sql.SQL(_IN_FORCE)
+        alloc=sql.SQL(_ALLOC),
+        rollups=_rollup_union(tiles, params, interval_s),
+        in_force=sql.SQL(_IN_FORCE),
+        quality=sql.SQL(_QUALITY),
     )
     return [
-        AllocationUse(int(r[0]), r[1], r[2], _f(r[3]), _f(r[4]), _f(r[5]))
+        AllocationUse(int(r[0]), r[1], r[2], _f(r[3]), _f(r[4]), _f(r[5]), _exclusions(r[6:]))
         for r in conn.execute(query, params).fetchall()
     ]
 
 
 _ALLOCATION_SERVED = """
 WITH a AS ({alloc}), r AS ({report})
-SELECT r.device_id, a.tenant, a.namespace, r.workload_id, sum(round(r.units * 1000.0)::int8), sum(r.samples)
+SELECT r.device_id, a.tenant, a.namespace, r.workload_id, sum(round(r.units * 1000.0)::int8), sum(r.samples),
+       sum(r.excluded)
 FROM r LEFT JOIN a ON {in_force}
-WHERE r.workload_id <> 0
+WHERE r.workload_id <> 0 OR r.excluded > 0
 GROUP BY 1, 2, 3, 4
 ORDER BY 1, 2 NULLS FIRST, 3 NULLS FIRST, 4
 """
@@ -275,12 +356,14 @@ ORDER BY 1, 2 NULLS FIRST, 3 NULLS FIRST, 4
 
 def allocation_served(
     conn: psycopg.Connection[Any], tiles: Sequence[Tile], ids: Sequence[int], interval_s: float
-) -> list[tuple[int, str | None, str | None, int, float, int]]:
-    """(device, tenant, namespace, workload id, units served, samples) for every workload served."""
+) -> list[tuple[int, str | None, str | None, int, float, int, int]]:
+    """(device, tenant, namespace, workload id, units served, samples, samples whose throughput was left
+    out) for every workload served; workload 0 rows carry only the samples left out."""
     params: dict[str, Any] = {"ids": list(ids)}
     query = sql.SQL(_ALLOCATION_SERVED).format(
         alloc=sql.SQL(_ALLOC), report=_report_union(tiles, params, interval_s), in_force=sql.SQL(_IN_FORCE)
     )
     return [
-        (int(r[0]), r[1], r[2], int(r[3]), _f(r[4]), int(r[5] or 0)) for r in conn.execute(query, params).fetchall()
+        (int(r[0]), r[1], r[2], int(r[3]), _f(r[4]), int(r[5] or 0), int(r[6] or 0))
+        for r in conn.execute(query, params).fetchall()
     ]

@@ -108,8 +108,10 @@ def _offline_start(ev: Event, interval: timedelta) -> datetime:
     seen = ev.details.get("last_seen")
     if isinstance(seen, str):
         try:
-            return min(datetime.fromisoformat(seen) + interval, ev.at)
-        except ValueError:
+            last = datetime.fromisoformat(seen)
+            if last.tzinfo is not None:
+                return min(last + interval, ev.at)
+        except (ValueError, OverflowError):  # malformed, or at datetime's last instant: the event's own time
             pass
     return ev.at
 

@@ -134,7 +134,7 @@ def test_inverted_range_and_empty_period_are_clear(fleet_db: FleetDb, tmp_path: 
     code, text = _run(
         fleet_db, "evidence", "--from", "2026-03-05", "--to", "2026-03-01", "--out", str(tmp_path / "x.csv")
     )
-    assert code == 1
+    assert code == 2
     assert "is not before --to" in text
     code, text = _run(
         fleet_db, "evidence", "--from", "2025-01-01", "--to", "2025-01-31", "--out", str(tmp_path / "x.csv")
@@ -168,4 +168,5 @@ def test_gateway_route_serves_csv_to_authorized_tokens_only(fleet_db: FleetDb) -
     assert ok.headers["content-type"].startswith("text/csv")
     assert ok.text.startswith("table,key,column,value,unit\n")
     assert bad.status_code == 400
-    assert "unknown vendor 'nvidai'" in bad.json()["detail"]
+    assert bad.json()["error"] == "report_refused"
+    assert "unknown vendor 'nvidai'" in bad.json()["message"]
