@@ -175,15 +175,20 @@ def _push(gw: GatewayProcess, token: str, body: bytes) -> httpx.Response:
     raise AssertionError("the gateway kept answering 429")
 
 
-def _stored(url: str, snap: NodeSnapshot) -> bool:
-    """Every device sample of `snap` is in storage (once: the storage key is unique)."""
+def _stored_count(url: str, snap: NodeSnapshot) -> int:
+    """How many of `snap`'s device samples are in storage (each at most once: the storage key is unique)."""
     with psycopg.connect(url) as conn:
         n = conn.execute(
             "SELECT count(*) FROM device_samples s JOIN devices d USING (device_id) "
             "WHERE s.time = %s AND d.device_uuid = ANY(%s)",
             (snap.collected_at, [d.device_uuid for d in snap.devices]),
         ).fetchone()
-    return n is not None and int(n[0]) == len(snap.devices)
+    return int(n[0]) if n else 0
+
+
+def _stored(url: str, snap: NodeSnapshot) -> bool:
+    """Every device sample of `snap` is in storage."""
+    return _stored_count(url, snap) == len(snap.devices)
 
 
 def _victim_state(url: str) -> tuple[Any, ...]:
@@ -283,7 +288,7 @@ def test_generated_hostile_pushes_never_break_the_evidence(
     def run(batch: list[bytes]) -> None:
         nonlocal consumed
         seen = Ledger()
-        dead_before = worker.counters()["deadlettered"]
+        before = worker.counters()
         for i, body in enumerate(batch):
             bodies = [body] + ([_honest(i, clock)] if i % 3 == 0 else [])
             for k, one in enumerate(bodies):
@@ -302,9 +307,14 @@ def test_generated_hostile_pushes_never_break_the_evidence(
                     seen.refused += 1
         consumed += len(seen.accepted)
         counters = _wait_drained(worker, consumed)
-        dead = counters["deadlettered"] - dead_before
-        stored = sum(1 for snap in seen.accepted if _stored(url, snap))
-        assert seen.sent == stored + dead + seen.refused, (seen.sent, stored, dead, seen.refused, seen.statuses)
+        valid = counters["snapshots_valid"] - before["snapshots_valid"]
+        dead = counters["deadlettered"] - before["deadlettered"]
+        with_samples = [snap for snap in seen.accepted if snap.devices]
+        stored = sum(1 for snap in with_samples if _stored(url, snap))
+        partial = sum(1 for snap in with_samples if 0 < _stored_count(url, snap) < len(snap.devices))
+        # every snapshot ends in exactly one place: stored (whole), dead-lettered by the ingest, or refused
+        assert seen.sent == valid + dead + seen.refused, (seen.sent, valid, dead, seen.refused, seen.statuses)
+        assert partial == 0 and stored <= valid and len(with_samples) - stored <= dead, (stored, partial, valid)
         assert dead == 0, f"the ingest dead-lettered {dead} snapshot(s) the gateway had accepted (one window, one rule)"
         assert all(_stored(url, snap) for snap in seen.honest)
         assert _victim_state(url) == victim_before, "a hostile push changed the other vendor's evidence"
@@ -318,9 +328,9 @@ def test_generated_hostile_pushes_never_break_the_evidence(
 
         verify = _verify(rel_settings)
         assert verify.returncode == 0 and "ledger intact" in verify.stdout, verify.stdout + verify.stderr
-        totals.update(sent=seen.sent, stored=stored, ingest_dead_lettered=dead, refused=seen.refused)
+        totals.update(sent=seen.sent, stored=valid, ingest_dead_lettered=dead, refused=seen.refused)
         totals.update({f"http_{code}": n for code, n in seen.statuses.items()})
-        runs.append({"sent": seen.sent, "stored": stored, "dead_lettered": dead, "refused": seen.refused})
+        runs.append({"sent": seen.sent, "stored": valid, "dead_lettered": dead, "refused": seen.refused})
 
     run()
     record_figures("hostile_property", {"runs": runs, "totals": dict(totals), "victim_samples": victim_before[0]})
