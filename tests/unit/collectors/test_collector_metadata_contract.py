@@ -27,6 +27,10 @@ FIXTURES = Path(__file__).resolve().parents[2] / "fixtures"
 PROM_FIXTURES = {
     "titan-v-dcgm-exporter-issue58.prom": "dcgm",
     "h100-sxm5-dcgm-exporter-3.3-synthetic.prom": "dcgm",
+    "h100-sxm5-dcgm-exporter-profiling-synthetic.prom": "dcgm",
+    "v100-sxm2-dcgm-exporter-3.1-retired-pages-synthetic.prom": "dcgm",
+    "a30-mig-dcgm-exporter-issue317.prom": "dcgm",
+    "rtx2000ada-dcgm-exporter-pr736.prom": "dcgm",
     "rngd-furiosa-exporter-2025.1.prom": "furiosa",
     "rngd-furiosa-exporter-readme.prom": "furiosa",
     "rbln-ca25-rbln-exporter-old-names.prom": "rbln",
@@ -54,7 +58,10 @@ _DESCRIPTIVE = {
 
 def _emitted_fields() -> dict[str, set[str]]:
     """Every canonical field each source can emit, by source."""
-    fields = {f"prom:{name}": {spec.field for spec in emap.metric_map.values()} for name, emap in EXPORTERS.items()}
+    fields = {
+        f"prom:{name}": {f for spec in emap.metric_map.values() for f in (spec.field, *(t for t, _ in spec.also))}
+        for name, emap in EXPORTERS.items()
+    }
     fields["nvidia-smi"] = {target for target, _ in COLUMN_MAP.values()}
     fields["nvml"] = {target for target, _ in READING_MAP.values()} | {"health"}
     return fields
