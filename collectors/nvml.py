@@ -444,8 +444,9 @@ class NvmlCollector(BaseCollector[NvmlConfig]):
             previous, current = pair
             n.nvmlGpmSampleGet(handle, current)
         except (n.NVMLError, AttributeError) as exc:
-            self._gpm_unsupported.add(index)
             error = _error(exc) if isinstance(exc, n.NVMLError) else {"error": _NOT_SUPPORTED, "message": str(exc)}
+            if error["error"] in (_NOT_SUPPORTED, "FunctionNotFound"):
+                self._gpm_unsupported.add(index)  # asked once: no GPM on this GPU or with this driver
             return dict.fromkeys(GPM_METRICS, error)
         if previous is None:
             pair[0] = current
