@@ -52,7 +52,10 @@ log = logging.getLogger("kcloud.collectors")
 # Reasons that describe the source rather than a fault in it: logged at INFO, not WARNING.
 INFO_REASONS = frozenset({"not_supported", "not_available", "page_parse_fallback"})
 _IDENTITY_FIELDS = frozenset({"device_uuid", "vendor", "kind"})
-_INT_FIELDS = frozenset({"mem_used_bytes", "mem_total_bytes", "ecc_uncorrected"})
+# integer and true/false fields of the wire, read off the model: a collector's float becomes an int
+# (rounded) or a bool (non-zero is true) before strict validation
+_INT_FIELDS = frozenset(n for n, f in DeviceSample.model_fields.items() if f.annotation == int | None)
+_BOOL_FIELDS = frozenset(n for n, f in DeviceSample.model_fields.items() if f.annotation == bool | None)
 _MODULES = ("collectors.nvml", "collectors.nvidia_smi", "collectors.prom")
 
 
@@ -110,7 +113,11 @@ def build_sample(values: Mapping[str, Any], stats: ParseStats, where: str) -> De
     counted as `out_of_range` or `memory_inconsistent`) instead of losing the device. Returns None, and
     counts `invalid_identity`, only when the identity itself (uuid, vendor, kind) is invalid."""
     data: dict[str, Any] = {
-        key: round(value) if key in _INT_FIELDS and isinstance(value, float) else value
+        key: round(value)
+        if key in _INT_FIELDS and isinstance(value, float)
+        else value != 0
+        if key in _BOOL_FIELDS and isinstance(value, float | int) and not isinstance(value, bool)
+        else value
         for key, value in values.items()
         if value is not None
     }

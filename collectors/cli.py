@@ -307,6 +307,10 @@ def sim(
     seed: Annotated[int, typer.Option("--seed", help="Seed: the same seed gives the same fleet.")] = 1,
     devices_per_node: Annotated[int, typer.Option("--devices-per-node", min=1, help="Accelerators per node.")] = 8,
     node_prefix: Annotated[str, typer.Option("--node-prefix", help="Node ids are <prefix>-000000, ...")] = "sim",
+    ground_truth: Annotated[
+        Path | None,
+        typer.Option("--ground-truth", help="Write what really runs on each device (JSON) here first."),
+    ] = None,
     interval: IntervalOpt = 10.0,
     once: OnceOpt = False,
     print_: PrintOpt = False,
@@ -327,14 +331,24 @@ def sim(
         kcloud collect sim --nodes 50 --seed 7
         kcloud collect sim --nodes 2 --once --print
         kcloud collect sim --nodes 1000 --interval 1 --metrics-port 9464
+        kcloud collect sim --nodes 50 --ground-truth truth.json --once --print
     """
     opts = _shared(
-        **{k: v for k, v in locals().items() if k not in ("ctx", "nodes", "seed", "devices_per_node", "node_prefix")}
+        **{
+            k: v
+            for k, v in locals().items()
+            if k not in ("ctx", "nodes", "seed", "devices_per_node", "node_prefix", "ground_truth")
+        }
     )
     try:
         fleet = SimulatedFleet(nodes, seed=seed, devices_per_node=devices_per_node, node_prefix=node_prefix)
     except ValueError as exc:
         _fail(f"sim: {exc}", 2)
+    if ground_truth is not None:
+        try:
+            fleet.dump_ground_truth(ground_truth)
+        except OSError as exc:
+            _fail(f"sim: cannot write the ground truth to {ground_truth}: {exc.strerror or exc}", 1)
     _run(ctx, SimSource(fleet), opts, AgentMetrics())
 
 

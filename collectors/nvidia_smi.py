@@ -2,7 +2,9 @@
 
 `fetch()` runs `nvidia-smi --query-gpu=<QUERY_FIELDS> --format=csv,noheader,nounits` with a timeout;
 `parse(raw)` is pure: one row per GPU, columns in `QUERY_FIELDS` order, units as `nounits` prints
-them (MiB, W, °C, MHz, %). `[N/A]`, `[Not Supported]` and `N/A` make that field null (counted as
+them (MiB, W, °C, MHz, %, a `0x` bitmask, Yes/No). A row of the legacy query (`LEGACY_QUERY_FIELDS`,
+older captures and drivers) parses too, with the newer fields null. `[N/A]`, `[Not Supported]` and
+`N/A` make that field null (counted as
 `not_available`); other bracketed errors (`[Unknown Error]`) and unparseable numbers are nulls counted
 as `value_error`; a row with the wrong number of columns is dropped (`csv_column_mismatch`).
 nvidia-smi has no query field for cumulative energy: `energy_j` comes only from NVML or DCGM.
@@ -36,11 +38,13 @@ from collectors.base import (
     build_sample,
     register_collector,
 )
-from collectors.units import MIB_TO_BYTES, SAME, Converter
+from collectors.units import MIB_TO_BYTES, SAME, Converter, throttle_power, throttle_thermal
 from kcloud.records import DeviceSample
 
 __all__ = [
+    "ALSO",
     "COLUMN_MAP",
+    "LEGACY_QUERY_FIELDS",
     "QUERY_FIELDS",
     "NvidiaSmiCollector",
     "NvidiaSmiConfig",
@@ -48,8 +52,8 @@ __all__ = [
     "query_command",
 ]
 
-# The query, in column order. Every field exists in `nvidia-smi --help-query-gpu` of current drivers.
-QUERY_FIELDS: tuple[str, ...] = (
+# The query of older releases, in column order; a capture of it still parses (the rest null).
+LEGACY_QUERY_FIELDS: tuple[str, ...] = (
     "index",
     "uuid",
     "name",
@@ -63,6 +67,25 @@ QUERY_FIELDS: tuple[str, ...] = (
     "clocks.sm",
     "ecc.errors.uncorrected.volatile.total",
 )
+# The query, in column order: the legacy columns, then the video engines, the throttle bitmask, retired
+# pages (before Ampere) and remapped rows (Ampere and later). Every field exists in
+# `nvidia-smi --help-query-gpu` of current drivers (`clocks_throttle_reasons.*` is still accepted after
+# its renaming to `clocks_event_reasons.*`); a driver that refuses one makes `fetch()` fall back to the
+# legacy query. nvidia-smi has no query field for SM, tensor or DRAM activity, XID or NVLink errors.
+QUERY_FIELDS: tuple[str, ...] = (
+    *LEGACY_QUERY_FIELDS,
+    "utilization.encoder",
+    "utilization.decoder",
+    "clocks_throttle_reasons.active",
+    "retired_pages.sbe",
+    "retired_pages.dbe",
+    "retired_pages.pending",
+    "remapped_rows.correctable",
+    "remapped_rows.uncorrectable",
+    "remapped_rows.pending",
+    "remapped_rows.failure",
+)
+_QUERIES = {len(q): q for q in (QUERY_FIELDS, LEGACY_QUERY_FIELDS)}
 
 # Measurement columns → (canonical field, conversion from the `nounits` unit).
 COLUMN_MAP: dict[str, tuple[str, Converter]] = {
@@ -74,15 +97,43 @@ COLUMN_MAP: dict[str, tuple[str, Converter]] = {
     "temperature.gpu": ("temp_c", SAME),  # °C
     "clocks.sm": ("clock_mhz", SAME),  # MHz
     "ecc.errors.uncorrected.volatile.total": ("ecc_uncorrected", SAME),  # count
+    "utilization.encoder": ("enc_util_pct", SAME),  # %
+    "utilization.decoder": ("dec_util_pct", SAME),  # %
+    "clocks_throttle_reasons.active": ("throttle_power", throttle_power),  # hex bitmask
+    "retired_pages.sbe": ("mem_rows_retired", SAME),  # count of pages, summed with the next three
+    "retired_pages.dbe": ("mem_rows_retired", SAME),
+    "remapped_rows.correctable": ("mem_rows_retired", SAME),  # count of rows
+    "remapped_rows.uncorrectable": ("mem_rows_retired", SAME),
+    "retired_pages.pending": ("mem_repair_pending", SAME),  # Yes/No, either pending makes it true
+    "remapped_rows.pending": ("mem_repair_pending", SAME),
+    "remapped_rows.failure": ("mem_repair_failed", SAME),  # Yes/No
 }
+#: further fields one column fills: the throttle bitmask gives both flags
+ALSO: dict[str, tuple[tuple[str, Converter], ...]] = {
+    "clocks_throttle_reasons.active": (("throttle_thermal", throttle_thermal),),
+}
+#: fields several columns add up to (a device reports either retired pages or remapped rows)
+_SUMMED = frozenset({"mem_rows_retired", "mem_repair_pending"})
+#: how nvidia-smi prints a yes/no field
+_WORDS = {"yes": 1.0, "no": 0.0, "active": 1.0, "not active": 0.0, "enabled": 1.0, "disabled": 0.0}
 # Descriptive columns → DeviceSample field.
 _IDENTITY_COLUMNS = {"uuid": "device_uuid", "index": "index", "name": "model", "pci.bus_id": "pci_bus_id"}
 _NOT_AVAILABLE = frozenset({"[N/A]", "[Not Supported]", "N/A", "[Not Available]", ""})
 
 
-def query_command(binary: str = "nvidia-smi") -> list[str]:
+def query_command(binary: str = "nvidia-smi", fields: tuple[str, ...] = QUERY_FIELDS) -> list[str]:
     """The argv `fetch()` runs."""
-    return [binary, f"--query-gpu={','.join(QUERY_FIELDS)}", "--format=csv,noheader,nounits"]
+    return [binary, f"--query-gpu={','.join(fields)}", "--format=csv,noheader,nounits"]
+
+
+def _number(text: str) -> float:
+    """A cell as a number: decimal, `0x` hexadecimal (bitmasks) or a yes/no word."""
+    word = _WORDS.get(text.lower())
+    if word is not None:
+        return word
+    if text.lower().startswith("0x"):
+        return float(int(text, 16))
+    return float(text)
 
 
 def _cell(column: str, text: str, stats: ParseStats, where: str) -> str | float | None:
@@ -95,7 +146,7 @@ def _cell(column: str, text: str, stats: ParseStats, where: str) -> str | float 
     if column not in COLUMN_MAP:
         return text
     try:
-        number = float(text)
+        number = _number(text)
     except ValueError:
         stats.note("value_error", f"{where}: {column} = {text!r} is not a number")
         return None
@@ -114,20 +165,32 @@ def parse_csv(raw: bytes | str) -> tuple[list[DeviceSample], ParseStats]:
         if not row or all(not cell.strip() for cell in row):
             continue
         where = f"row {lineno}"
-        if len(row) != len(QUERY_FIELDS):
-            stats.note("csv_column_mismatch", f"{where}: {len(row)} columns, expected {len(QUERY_FIELDS)}: {row[:4]}")
+        columns = _QUERIES.get(len(row))
+        if columns is None:
+            stats.note(
+                "csv_column_mismatch",
+                f"{where}: {len(row)} columns, expected {len(QUERY_FIELDS)} "
+                f"(or {len(LEGACY_QUERY_FIELDS)}, the legacy query): {row[:4]}",
+            )
             continue
         values: dict[str, Any] = {"vendor": "nvidia", "kind": "gpu"}
-        for column, cell in zip(QUERY_FIELDS, row, strict=True):
+        for column, cell in zip(columns, row, strict=True):
             value = _cell(column, cell.strip(), stats, where)
             if value is None:
                 continue
-            if column in COLUMN_MAP:
-                target, convert = COLUMN_MAP[column]
-                values[target] = convert(float(value))
-                stats.produced[column] += 1
-            else:
+            if column not in COLUMN_MAP:
                 values[_IDENTITY_COLUMNS[column]] = str(value)
+                continue
+            target, convert = COLUMN_MAP[column]
+            for field, conv in ((target, convert), *ALSO.get(column, ())):
+                converted = conv(float(value))
+                if converted is None:
+                    stats.note("value_error", f"{where}: {column} = {cell.strip()!r} is not a valid {field}")
+                elif field in _SUMMED and field in values:
+                    values[field] += converted
+                else:
+                    values[field] = converted
+            stats.produced[column] += 1
         if "device_uuid" not in values:
             stats.note("no_device_identity", f"{where}: no uuid")
             continue
@@ -151,6 +214,10 @@ class NvidiaSmiCollector(BaseCollector[NvidiaSmiConfig]):
 
     config_model = NvidiaSmiConfig
 
+    def __init__(self, config: NvidiaSmiConfig) -> None:
+        super().__init__(config)
+        self._fields = QUERY_FIELDS  # LEGACY_QUERY_FIELDS once the driver has refused a newer field
+
     @property
     def source(self) -> str:
         return "nvidia-smi"
@@ -166,9 +233,20 @@ class NvidiaSmiCollector(BaseCollector[NvidiaSmiConfig]):
                 raise CollectorError(f"nvidia-smi: cannot read {cfg.file}: {exc.strerror or exc}") from exc
         if shutil.which(cfg.binary) is None:
             raise CollectorUnavailable(f"no NVIDIA driver on this host: {cfg.binary!r} is not an executable on PATH")
-        argv = query_command(cfg.binary)
+        done = self._run(query_command(cfg.binary, self._fields))
+        if done.returncode != 0 and self._fields is QUERY_FIELDS and "not a valid field" in done.stdout + done.stderr:
+            # an older driver that lacks one of the newer fields: the legacy query, remembered
+            self._fields = LEGACY_QUERY_FIELDS
+            done = self._run(query_command(cfg.binary, self._fields))
+        if done.returncode != 0:
+            first = (done.stdout.strip() or done.stderr.strip() or "no output").splitlines()[0]
+            raise CollectorError(f"nvidia-smi exited with status {done.returncode}: {first}")
+        return done.stdout
+
+    def _run(self, argv: list[str]) -> subprocess.CompletedProcess[str]:
+        cfg = self.config
         try:
-            done = subprocess.run(argv, capture_output=True, text=True, timeout=cfg.timeout_s, check=False)
+            return subprocess.run(argv, capture_output=True, text=True, timeout=cfg.timeout_s, check=False)
         except subprocess.TimeoutExpired as exc:
             raise CollectorError(
                 f"nvidia-smi: no answer within {cfg.timeout_s} s; a hung GPU or driver can cause this "
@@ -176,10 +254,6 @@ class NvidiaSmiCollector(BaseCollector[NvidiaSmiConfig]):
             ) from exc
         except OSError as exc:
             raise CollectorUnavailable(f"no NVIDIA driver on this host: cannot run {cfg.binary}: {exc}") from exc
-        if done.returncode != 0:
-            first = (done.stdout.strip() or done.stderr.strip() or "no output").splitlines()[0]
-            raise CollectorError(f"nvidia-smi exited with status {done.returncode}: {first}")
-        return done.stdout
 
     def parse_with_stats(self, raw: bytes | str) -> tuple[list[DeviceSample], ParseStats]:
         return parse_csv(raw)

@@ -3,6 +3,12 @@
 `fetch()` calls NVML and returns a plain, JSON-able structure of raw readings in NVML's own units,
 each reading either `{"value": ...}` or `{"error": "<NVML error name>", "message": ...}`; `parse(raw)`
 is pure and turns it into samples: mW → W, mJ → J, MIG instances as subdevices (`mig:gi<N>`).
+What tells AI from video work: GPM metrics (SM, any-tensor and DRAM-bandwidth utilisation; Hopper and
+later, computed between consecutive ticks, so null on the first) and the encoder and decoder
+utilisation. Health signals: the clock event reasons bitmask (power, thermal), NVLink error counters
+summed over active links, retired pages or remapped rows and whether a repair is pending or failed.
+NVML reports XIDs only as events, not as a reading: `xid_last` stays null from this source. MIG slices
+carry memory and utilisation only; the device-wide counters go on the GPU's own sample.
 A reading NVML does not support (`NotSupported`) is null; a GPU that answers `GpuIsLost` is reported
 with health `failed` (its UUID remembered from an earlier tick when NVML can no longer read it); a host
 without the driver raises `CollectorUnavailable` ("no NVIDIA driver on this host: ...").
@@ -38,11 +44,13 @@ from collectors.base import (
     build_sample,
     register_collector,
 )
-from collectors.units import MILLI, SAME, Converter
+from collectors.units import MILLI, SAME, Converter, throttle_power, throttle_thermal
 from kcloud.records import DeviceSample
 
 __all__ = [
+    "ALSO",
     "CAPTURE_FORMAT",
+    "GPM_METRICS",
     "READING_MAP",
     "NvmlCollector",
     "NvmlConfig",
@@ -67,7 +75,32 @@ READING_MAP: dict[str, tuple[str, Converter]] = {
         "ecc_uncorrected",
         SAME,
     ),  # nvmlDeviceGetTotalEccErrors(UNCORRECTED, VOLATILE)
+    # what kind of work: GPM metrics (Hopper and later) between this tick's sample and the last one, %
+    "gpm_sm_util_pct": ("sm_active_pct", SAME),  # NVML_GPM_METRIC_SM_UTIL
+    "gpm_any_tensor_util_pct": ("tensor_active_pct", SAME),  # NVML_GPM_METRIC_ANY_TENSOR_UTIL
+    "gpm_dram_bw_util_pct": ("dram_active_pct", SAME),  # NVML_GPM_METRIC_DRAM_BW_UTIL
+    "encoder_util_pct": ("enc_util_pct", SAME),  # nvmlDeviceGetEncoderUtilization()[0], %
+    "decoder_util_pct": ("dec_util_pct", SAME),  # nvmlDeviceGetDecoderUtilization()[0], %
+    # health: throttling, NVLink, memory taken out of service
+    "clocks_event_reasons": ("throttle_power", throttle_power),  # nvmlDeviceGetCurrentClocksEventReasons
+    "nvlink_errors": ("nvlink_errors", SAME),  # nvmlDeviceGetNvLinkErrorCounter, 4 kinds x active links
+    "retired_pages_sbe": ("mem_rows_retired", SAME),  # len(nvmlDeviceGetRetiredPages(MULTIPLE_SINGLE_BIT))
+    "retired_pages_dbe": ("mem_rows_retired", SAME),  # len(nvmlDeviceGetRetiredPages(DOUBLE_BIT))
+    "remapped_rows_correctable": ("mem_rows_retired", SAME),  # nvmlDeviceGetRemappedRows()[0]
+    "remapped_rows_uncorrectable": ("mem_rows_retired", SAME),  # nvmlDeviceGetRemappedRows()[1]
+    "retired_pages_pending": ("mem_repair_pending", SAME),  # nvmlDeviceGetRetiredPagesPendingStatus
+    "remapped_rows_pending": ("mem_repair_pending", SAME),  # nvmlDeviceGetRemappedRows()[2]
+    "remapped_rows_failure": ("mem_repair_failed", SAME),  # nvmlDeviceGetRemappedRows()[3]
 }
+#: further fields one reading fills: the clock event reasons bitmask gives both throttle flags
+ALSO: dict[str, tuple[tuple[str, Converter], ...]] = {
+    "clocks_event_reasons": (("throttle_thermal", throttle_thermal),),
+}
+#: fields several readings add up to (a GPU has either retired pages or remapped rows)
+_SUMMED = frozenset({"mem_rows_retired", "mem_repair_pending"})
+#: GPM metric ids (nvml.h) of the readings above
+GPM_METRICS = {"gpm_sm_util_pct": 2, "gpm_any_tensor_util_pct": 5, "gpm_dram_bw_util_pct": 10}
+_NVLINK_KINDS = (0, 1, 2, 3)  # NVML_NVLINK_ERROR_DL_REPLAY, _RECOVERY, _CRC_FLIT, _CRC_DATA
 _LOST = "GpuIsLost"
 _NOT_SUPPORTED = "NotSupported"
 
@@ -109,10 +142,15 @@ def _measurements(readings: Mapping[str, Any], stats: ParseStats, where: str) ->
         if isinstance(raw, bool) or not isinstance(raw, numbers.Real):
             stats.note("value_error", f"{where}: {name} = {raw!r} is not a number")
             continue
-        converted = convert(float(raw))
-        if converted is not None:
-            values[target] = converted
-            stats.produced[name] += 1
+        for field, conv in ((target, convert), *ALSO.get(name, ())):
+            converted = conv(float(raw))
+            if converted is None:
+                stats.note("value_error", f"{where}: {name} = {raw!r} is not a valid {field}")
+            elif field in _SUMMED and field in values:
+                values[field] += converted
+            else:
+                values[field] = converted
+        stats.produced[name] += 1
     return values
 
 
@@ -226,8 +264,59 @@ class _Reader:
                 n.NVML_VOLATILE_ECC,
             ),
             "mig_mode": self.read(n.nvmlDeviceGetMigMode, handle),
+            "encoder_util_pct": self.read(lambda h: n.nvmlDeviceGetEncoderUtilization(h)[0], handle),
+            "decoder_util_pct": self.read(lambda h: n.nvmlDeviceGetDecoderUtilization(h)[0], handle),
+            "clocks_event_reasons": self.read(
+                getattr(n, "nvmlDeviceGetCurrentClocksEventReasons", None)
+                or n.nvmlDeviceGetCurrentClocksThrottleReasons,
+                handle,
+            ),
+            "nvlink_errors": self.nvlink_errors(handle),
+            "retired_pages_sbe": self.read(
+                lambda h: len(
+                    n.nvmlDeviceGetRetiredPages(h, n.NVML_PAGE_RETIREMENT_CAUSE_MULTIPLE_SINGLE_BIT_ECC_ERRORS)
+                ),
+                handle,
+            ),
+            "retired_pages_dbe": self.read(
+                lambda h: len(n.nvmlDeviceGetRetiredPages(h, n.NVML_PAGE_RETIREMENT_CAUSE_DOUBLE_BIT_ECC_ERROR)),
+                handle,
+            ),
+            "retired_pages_pending": self.read(n.nvmlDeviceGetRetiredPagesPendingStatus, handle),
+            **self.remapped_rows(handle),
         }
         return readings
+
+    def remapped_rows(self, handle: Any) -> dict[str, Reading]:
+        names = (
+            "remapped_rows_correctable",
+            "remapped_rows_uncorrectable",
+            "remapped_rows_pending",
+            "remapped_rows_failure",
+        )
+        try:
+            found = self.nvml.nvmlDeviceGetRemappedRows(handle)
+        except self.nvml.NVMLError as exc:
+            return dict.fromkeys(names, _error(exc))
+        return {name: {"value": int(value)} for name, value in zip(names, found, strict=True)}
+
+    def nvlink_errors(self, handle: Any) -> Reading:
+        """Replay, recovery and CRC (flit, data) errors summed over the active links; the error of the
+        first link when the GPU has no NVLink (`NotSupported` on PCIe cards)."""
+        n, total, active = self.nvml, 0, 0
+        for link in range(int(getattr(n, "NVML_NVLINK_MAX_LINKS", 18))):
+            try:
+                if n.nvmlDeviceGetNvLinkState(handle, link) != 1:  # NVML_FEATURE_ENABLED
+                    continue
+                total += sum(int(n.nvmlDeviceGetNvLinkErrorCounter(handle, link, kind)) for kind in _NVLINK_KINDS)
+            except n.NVMLError as exc:
+                if link == 0:
+                    return _error(exc)
+                break  # past the last link this GPU has
+            active += 1
+        if active == 0:
+            return {"error": "NotSupported", "message": "no active NVLink"}
+        return {"value": total}
 
     def memory(self, handle: Any) -> dict[str, Reading]:
         fields = {"memory_used_bytes": "used", "memory_total_bytes": "total"}
@@ -276,6 +365,8 @@ class NvmlCollector(BaseCollector[NvmlConfig]):
         self._nvml: Any = nvml
         self._initialised = False
         self._uuid_by_index: dict[int, str] = {}
+        self._gpm: dict[int, list[Any]] = {}  # index -> [previous sample, spare sample]
+        self._gpm_unsupported: set[int] = set()
 
     @property
     def source(self) -> str:
@@ -331,6 +422,7 @@ class NvmlCollector(BaseCollector[NvmlConfig]):
             uuid = readings["uuid"].get("value")
             if isinstance(uuid, str) and uuid:
                 self._uuid_by_index[index] = uuid
+            readings.update(self._gpm_readings(reader.nvml, index, handle))
             mode = readings["mig_mode"].get("value")
             if self.config.include_mig and isinstance(mode, list) and mode and mode[0] == 1:
                 entry["mig"] = reader.migs(handle)
@@ -338,11 +430,63 @@ class NvmlCollector(BaseCollector[NvmlConfig]):
             entry["uuid_cached"] = self._uuid_by_index[index]
         return entry
 
+    def _gpm_readings(self, n: Any, index: int, handle: Any) -> dict[str, Reading]:
+        """SM, tensor and DRAM activity from GPM over the time since the previous tick: nothing on the
+        first tick (no earlier sample), `NotSupported` before Hopper or with an older binding."""
+        if index in self._gpm_unsupported:
+            return {name: {"error": _NOT_SUPPORTED, "message": "GPM not supported"} for name in GPM_METRICS}
+        try:
+            if not n.nvmlGpmQueryDeviceSupport(handle).isSupportedDevice:
+                raise n.NVMLError_NotSupported()
+            pair = self._gpm.get(index)
+            if pair is None:
+                pair = self._gpm[index] = [None, n.nvmlGpmSampleAlloc()]
+            previous, current = pair
+            n.nvmlGpmSampleGet(handle, current)
+        except (n.NVMLError, AttributeError) as exc:
+            error = _error(exc) if isinstance(exc, n.NVMLError) else {"error": _NOT_SUPPORTED, "message": str(exc)}
+            if error["error"] in (_NOT_SUPPORTED, "FunctionNotFound"):
+                self._gpm_unsupported.add(index)  # asked once: no GPM on this GPU or with this driver
+            return dict.fromkeys(GPM_METRICS, error)
+        if previous is None:
+            pair[0] = current
+            pair[1] = n.nvmlGpmSampleAlloc()
+            return {}
+        request = n.c_nvmlGpmMetricsGet_t()
+        request.version = n.NVML_GPM_METRICS_GET_VERSION
+        request.numMetrics = len(GPM_METRICS)
+        request.sample1, request.sample2 = previous, current
+        for i, metric_id in enumerate(GPM_METRICS.values()):
+            request.metrics[i].metricId = metric_id
+        pair[0], pair[1] = current, previous  # this tick's sample is the next one's start
+        try:
+            n.nvmlGpmMetricsGet(request)
+        except n.NVMLError as exc:
+            return dict.fromkeys(GPM_METRICS, _error(exc))
+        out: dict[str, Reading] = {}
+        for i, name in enumerate(GPM_METRICS):
+            metric = request.metrics[i]
+            if metric.nvmlReturn != 0:
+                out[name] = {
+                    "error": "NVMLError",
+                    "message": f"GPM metric {metric.metricId}: return {metric.nvmlReturn}",
+                }
+            else:
+                out[name] = {"value": float(metric.value)}
+        return out
+
     def parse_with_stats(self, raw: Mapping[str, Any]) -> tuple[list[DeviceSample], ParseStats]:
         return parse_readings(raw)
 
     def close(self) -> None:
-        """Shut NVML down if this collector initialised it."""
+        """Free the GPM samples and shut NVML down if this collector initialised it."""
+        if self._nvml is not None:
+            for pair in self._gpm.values():
+                for sample in pair:
+                    if sample is not None:
+                        with contextlib.suppress(self._nvml.NVMLError, AttributeError):
+                            self._nvml.nvmlGpmSampleFree(sample)
+        self._gpm.clear()
         if self._initialised and self._nvml is not None:
             with contextlib.suppress(self._nvml.NVMLError):
                 self._nvml.nvmlShutdown()

@@ -17,6 +17,7 @@ Example:
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import re
 import urllib.error
@@ -87,8 +88,11 @@ class _Slot:
     rank: int
     spec: MetricSpec
     values: list[float | str] = field(default_factory=list)
+    parts: dict[str, float] = field(default_factory=dict)  # aggregate "sum": each metric's first value
 
     def value(self) -> float | str:
+        if self.spec.aggregate == "sum":
+            return sum(self.parts.values())
         if self.spec.aggregate == "mean":
             nums = [v for v in self.values if isinstance(v, float)]
             return sum(nums) / len(nums)
@@ -203,6 +207,10 @@ class _Mapper:
         converted = self.convert(metric, spec, sample)
         if converted is not None:
             self.put(dev, metric, spec, converted)
+        for target, convert in spec.also:
+            extra = dataclasses.replace(spec, field=target, convert=convert, also=())
+            if (also_value := self.convert(metric, extra, sample)) is not None:
+                self.put(dev, metric, extra, also_value)
 
     def convert(self, metric: str, spec: MetricSpec, sample: PromSample) -> float | str | None:
         where = f"{sample.name}{dict(sample.labels)}"
@@ -223,10 +231,15 @@ class _Mapper:
     def put(self, dev: _Device, metric: str, spec: MetricSpec, value: float | str) -> None:
         rank = self.ranks[metric]
         slot = dev.slots.get(spec.field)
+        if slot is not None and spec.aggregate == "sum" == slot.spec.aggregate:
+            if metric not in slot.parts and isinstance(value, float):
+                slot.parts[metric] = value  # another part of the total; a repeated series is ignored
+            return
         if slot is None or rank < slot.rank:
             if slot is not None:
                 self.stats.shadowed[slot.metric] += len(slot.values)
-            dev.slots[spec.field] = _Slot(metric, rank, spec, [value])
+            parts = {metric: value} if spec.aggregate == "sum" and isinstance(value, float) else {}
+            dev.slots[spec.field] = _Slot(metric, rank, spec, [value], parts)
         elif rank > slot.rank:
             self.stats.shadowed[metric] += 1
         elif spec.aggregate == "mean":
@@ -247,7 +260,8 @@ class _Mapper:
             for name, slot in dev.slots.items():
                 if name not in AUX_FIELDS:
                     values[name] = slot.value()
-                    self.stats.produced[slot.metric] += 1
+                    for metric in slot.parts or (slot.metric,):
+                        self.stats.produced[metric] += 1
             self.derive_total(dev, values)
             if dev.attribution:
                 values["attribution"] = Attribution(**dev.attribution)

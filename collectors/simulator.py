@@ -9,14 +9,20 @@ What is synthetic (all of it): site names, operators and capacity shares; device
 limit, idle power, clocks, tokens/s; rounded from datasheets where public, invented otherwise); tenants
 (ministries, public institutes, companies and universities of the kind named in the national GPU
 allocation) and their workloads (named LLMs in tokens/s, CNN vision models in images/s on Warboy, and
-non-AI video transcoding in streams); allocations that sit idle (reserved with nothing scheduled, or a
-model loaded and serving 0 tokens/s); KST diurnal and weekly load; degraded and failed devices; offline
-spells (`tick()` leaves the node out); relocations (two nodes swap a device for some hours). Rates are
-above a real fleet's so that they show in a short demo (see `collectors.sim.spells`).
+non-AI video transcoding in streams, a third of it filed under LLM names by its tenant); engine counters
+consistent with the true kind of work (SM and tensor activity for AI, encoder and decoder for video,
+memory held with engines idle for a loaded model serving nothing; NVIDIA GPUs only, as on real
+exporters) and the health signals of a healthy or degraded GPU; allocations that sit idle (reserved with
+nothing scheduled, or a model loaded and serving 0 tokens/s); KST diurnal and weekly load; degraded and
+failed devices; offline spells (`tick()` leaves the node out); relocations (two nodes swap a device for
+some hours). Rates are above a real fleet's so that they show in a short demo (see
+`collectors.sim.spells`).
 
 Everything is a pure function of (seed, node, instant): replaying a tick gives the same bytes, and a
-node's layout does not depend on the fleet size. `tick_bytes()` is the fast path for load (wire JSON
-without a pydantic object per device); it gives exactly `NodeSnapshot.to_json_bytes()` of `tick()`.
+node's layout does not depend on the fleet size. `ground_truth()` (or the `dump_ground_truth()` sidecar)
+says what really runs on each device, which the wire never carries. `tick_bytes()` is the fast path for
+load (wire JSON without a pydantic object per device); it gives exactly `NodeSnapshot.to_json_bytes()`
+of `tick()`.
 
 Example:
     >>> fleet = SimulatedFleet(nodes=2, seed=7)
@@ -33,6 +39,7 @@ import json
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from pathlib import Path
 
 from pydantic import AwareDatetime, TypeAdapter
 
@@ -44,24 +51,50 @@ from collectors.sim.layout import (
     node_devices,
     rack_layout,
 )
-from collectors.sim.load import TickClock, clock_at, noise_tables
+from collectors.sim.load import CLASS_NAMES, INFER, TRUE_KINDS, TickClock, clock_at, noise_tables
 from collectors.sim.spells import Conditions, SpellBook
 from collectors.sim.wire import FastEntry, device_sample, fast_entry, format_devices
 from kcloud.records import SCHEMA_TAG, NodeRef, NodeSnapshot
 
 __all__ = [
     "DEVICE_PROFILES",
+    "GROUND_TRUTH_FORMAT",
     "SITES",
     "SITE_CATALOG",
+    "TRUE_KINDS",
     "Conditions",
     "DeviceProfile",
+    "GroundTruth",
     "SimulatedFleet",
     "Site",
 ]
 
 SITES: tuple[str, ...] = tuple(s.site_id for s in SITE_CATALOG)
+GROUND_TRUTH_FORMAT = "kcloud.sim-ground-truth/1"
 _TIME = TypeAdapter(AwareDatetime)
 _DEVS_CACHE = 8192
+
+
+@dataclass(frozen=True, slots=True)
+class GroundTruth:
+    """What really runs on one simulated device, for measuring a classifier of AI use; never on the wire.
+
+    `true_kind` is one of `TRUE_KINDS` (ai-training, ai-inference, video-transcode, idle-resident,
+    idle); `labelled_kind` is what the device's labels (pod, container, workload) claim, which differs
+    only for video work filed as LLM serving (`mislabelled`).
+    """
+
+    device_uuid: str
+    node_id: str
+    slot: int
+    true_kind: str
+    labelled_kind: str
+    mislabelled: bool
+    usage_class: str
+    tenant: str | None
+
+    def as_json(self) -> dict[str, object]:
+        return {name: getattr(self, name) for name in self.__slots__}
 
 
 @dataclass(frozen=True, slots=True)
@@ -142,6 +175,39 @@ class SimulatedFleet:
 
     def _hostname(self, i: int) -> str:
         return f"{self.node_id(i)}.sim.kcloud"
+
+    # -- ground truth ---------------------------------------------------------------------------------
+    def ground_truth(self) -> dict[str, GroundTruth]:
+        """Every device's true kind of work, by device uuid (its home node and slot; a relocation moves
+        the device, not its work). A pure function of (seed, fleet shape), like everything here."""
+        truth: dict[str, GroundTruth] = {}
+        for node in range(self.nodes):
+            for slot, dev in enumerate(self._devs(node)):
+                a = dev.alloc
+                truth[dev.uuid] = GroundTruth(
+                    device_uuid=dev.uuid,
+                    node_id=self.node_id(node),
+                    slot=slot,
+                    true_kind=a.true_kind,
+                    labelled_kind=TRUE_KINDS[INFER] if a.mislabelled else a.true_kind,
+                    mislabelled=a.mislabelled,
+                    usage_class=CLASS_NAMES[a.cls],
+                    tenant=a.tenant,
+                )
+        return truth
+
+    def dump_ground_truth(self, path: Path) -> Path:
+        """Write `ground_truth()` as a JSON sidecar: the fleet's shape and one object per device."""
+        doc = {
+            "format": GROUND_TRUTH_FORMAT,
+            "seed": self.seed,
+            "nodes": self.nodes,
+            "devices_per_node": self.devices_per_node,
+            "node_prefix": self.node_prefix,
+            "devices": [t.as_json() for t in self.ground_truth().values()],
+        }
+        path.write_text(json.dumps(doc, indent=1) + "\n", encoding="utf-8")
+        return path
 
     # -- time -----------------------------------------------------------------------------------------
     def _at(self, at: datetime) -> tuple[TickClock, Conditions]:

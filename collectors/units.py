@@ -27,12 +27,17 @@ __all__ = [
     "RATIO_TO_PCT",
     "RBLN_GIB_BELOW",
     "SAME",
+    "THROTTLE_POWER_BITS",
+    "THROTTLE_THERMAL_BITS",
     "Converter",
     "dcgm_counter",
     "dcgm_gauge",
+    "dcgm_xid",
     "furiosa_power_w",
     "rbln_memory_bytes",
     "scale",
+    "throttle_power",
+    "throttle_thermal",
 ]
 
 Converter = Callable[[float], float | None]
@@ -103,3 +108,33 @@ def dcgm_counter(convert: Converter) -> Converter:
 
     guarded.__name__ = guarded.__qualname__ = f"dcgm_counter({getattr(convert, '__name__', 'convert')})"
     return guarded
+
+
+def dcgm_xid(value: float) -> float | None:
+    """DCGM's last-XID field: blank until the first XID, so a blank means none seen (0), not no reading."""
+    return 0.0 if _dcgm_blank(value, int32=True) else value
+
+
+# Clock event (throttle) reasons, the bitmask NVML (nvmlDeviceGetCurrentClocksEventReasons), DCGM
+# (DCGM_FI_DEV_CLOCKS_EVENT_REASONS, formerly _CLOCK_THROTTLE_REASONS) and nvidia-smi
+# (clocks_throttle_reasons.active) share: 0x4 SW power cap, 0x8 HW slowdown (set together with one of
+# the next two), 0x20 SW thermal slowdown, 0x40 HW thermal slowdown, 0x80 HW power-brake slowdown.
+# Idle (0x1), application clocks (0x2), sync boost (0x10) and display clocks (0x100) are not throttling.
+THROTTLE_POWER_BITS = 0x4 | 0x80
+THROTTLE_THERMAL_BITS = 0x20 | 0x40
+
+
+def _bits(mask: float, bits: int) -> float | None:
+    if mask < 0 or not mask.is_integer() or _dcgm_blank(mask, int32=False):
+        return None
+    return 1.0 if int(mask) & bits else 0.0
+
+
+def throttle_power(mask: float) -> float | None:
+    """1.0 when a clock event reasons bitmask says power throttling, 0.0 when not, None for a blank."""
+    return _bits(mask, THROTTLE_POWER_BITS)
+
+
+def throttle_thermal(mask: float) -> float | None:
+    """1.0 when a clock event reasons bitmask says thermal throttling, 0.0 when not, None for a blank."""
+    return _bits(mask, THROTTLE_THERMAL_BITS)

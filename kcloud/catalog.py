@@ -1,10 +1,10 @@
 """The metric catalogue: the typed view of `kcloud/catalog.yaml`, the contract every stage emits against.
 
 A canonical metric exists in the catalogue (name, unit, type, description, physical range, state
-values) before a collector emits it, a processor stores it or a dashboard queries it; the vendor table
-says which vendors are domestic (Korean), so that `domestic` is derived, never sent on the wire. The
-YAML file ships as package data and is read once per process; a malformed catalogue stops start-up
-with a `CatalogError` naming the entry and key at fault.
+values; a `flag` is true or false) before a collector emits it, a processor stores it or a dashboard
+queries it; the vendor table says which vendors are domestic (Korean), so that `domestic` is derived,
+never sent on the wire. The YAML file ships as package data and is read once per process; a malformed
+catalogue stops start-up with a `CatalogError` naming the entry and key at fault.
 
 Example:
     >>> catalog = load_catalog()
@@ -44,7 +44,7 @@ __all__ = [
     "parse_catalog",
 ]
 
-MetricType = Literal["gauge", "counter", "state"]
+MetricType = Literal["gauge", "counter", "state", "flag"]
 
 _Name = Annotated[str, StringConstraints(strict=True, min_length=1, max_length=64, pattern=r"^[a-z][a-z0-9_]*$")]
 _Slug = Annotated[str, StringConstraints(strict=True, min_length=1, max_length=64, pattern=r"^[a-z0-9][a-z0-9_-]*$")]
@@ -95,8 +95,8 @@ class Metric(BaseModel):
             raise ValueError(f"state metric {self.name!r} must list its allowed values")
         if self.type != "state" and self.values is not None:
             raise ValueError(f"{self.type} metric {self.name!r} cannot list values; only state metrics do")
-        if self.type == "state" and self.range is not None:
-            raise ValueError(f"state metric {self.name!r} cannot have a range")
+        if self.type in ("state", "flag") and self.range is not None:
+            raise ValueError(f"{self.type} metric {self.name!r} cannot have a range")
         return self
 
 

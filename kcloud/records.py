@@ -33,7 +33,10 @@ from pydantic import (
 
 __all__ = [
     "DEPLOYMENT_EVENT_TYPES",
+    "MEM_ROWS_RETIRED_MAX",
     "SCHEMA_TAG",
+    "THROUGHPUT_MAX",
+    "XID_MAX",
     "Attribution",
     "DeadLetter",
     "DeploymentEvent",
@@ -122,6 +125,12 @@ Source = Annotated[
 #: the largest throughput value (units per second of one device): a billion, three orders of magnitude
 #: above any accelerator's tokens/s or images/s, and far inside the float4 (`real`) column that stores it
 THROUGHPUT_MAX: Final = 1e9
+#: the largest XID code accepted: NVIDIA's published codes stay below 200; four digits leave room and fit
+#: the smallint column that stores it
+XID_MAX: Final = 9999
+#: the most retired pages or remapped rows one device can report: drivers cap retired pages at 64 and
+#: remap at most a few per memory bank (hundreds per device); far inside the smallint column
+MEM_ROWS_RETIRED_MAX: Final = 16384
 
 
 def canonical_device_uuid(raw: str) -> str:
@@ -190,6 +199,20 @@ class DeviceSample(BaseModel):
     clock_mhz: float | None = Field(None, ge=0, le=10000)
     health: Health | None = None
     ecc_uncorrected: int | None = Field(None, ge=0, le=2**53)
+    # what kind of work keeps the device busy (AI, video or nothing): engine activity, percent of time
+    sm_active_pct: float | None = Field(None, ge=0, le=100)
+    tensor_active_pct: float | None = Field(None, ge=0, le=100)
+    dram_active_pct: float | None = Field(None, ge=0, le=100)
+    enc_util_pct: float | None = Field(None, ge=0, le=100)
+    dec_util_pct: float | None = Field(None, ge=0, le=100)
+    # health signals: last XID (0 = none seen), throttling now, NVLink errors, memory rows retired/remapped
+    xid_last: int | None = Field(None, ge=0, le=XID_MAX)
+    throttle_power: bool | None = None
+    throttle_thermal: bool | None = None
+    nvlink_errors: int | None = Field(None, ge=0, le=2**53)
+    mem_rows_retired: int | None = Field(None, ge=0, le=MEM_ROWS_RETIRED_MAX)
+    mem_repair_pending: bool | None = None
+    mem_repair_failed: bool | None = None
     throughput: Throughput | None = None
     attribution: Attribution | None = None
 

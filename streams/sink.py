@@ -59,7 +59,22 @@ SAMPLE_COLUMNS: tuple[tuple[str, str], ...] = (
     ("throughput", "float4"),
     ("health", "int2"),
     ("workload_id", "int2"),
+    # 0013: activity and health counters, each the DeviceSample field of the same name (null = not reported)
+    ("nvlink_errors", "int8"),
+    ("sm_active_pct", "float4"),
+    ("tensor_active_pct", "float4"),
+    ("dram_active_pct", "float4"),
+    ("enc_util_pct", "float4"),
+    ("dec_util_pct", "float4"),
+    ("xid_last", "int2"),
+    ("mem_rows_retired", "int2"),
+    ("throttle_power", "bool"),
+    ("throttle_thermal", "bool"),
+    ("mem_repair_pending", "bool"),
+    ("mem_repair_failed", "bool"),
 )
+#: the columns stored straight from the DeviceSample field of the same name, after `workload_id`
+_DIRECT = tuple(c for c, _ in SAMPLE_COLUMNS[SAMPLE_COLUMNS.index(("workload_id", "int2")) + 1 :])
 _COLS = ", ".join(c for c, _ in SAMPLE_COLUMNS)
 
 DeviceKey = tuple[str, str | None]
@@ -106,6 +121,7 @@ def sample_row(device_id: int, at: datetime, dev: DeviceSample, workload_id: int
         dev.throughput.value if dev.throughput is not None and workload_id is not None else None,
         HEALTH_CODES[dev.health] if dev.health else None,
         workload_id,
+        *(getattr(dev, name) for name in _DIRECT),
     )
 
 

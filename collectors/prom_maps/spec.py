@@ -22,7 +22,7 @@ from kcloud.records import DeviceSample
 __all__ = ["AUX_FIELDS", "ExporterMap", "Health", "IdentityRules", "MetricSpec"]
 
 Health = Literal["ok", "degraded", "failed", "unknown"]
-Aggregate = Literal["first", "mean"]
+Aggregate = Literal["first", "mean", "sum"]
 
 # Helper fields a map may fill that are not on the wire: used to derive mem_total_bytes when an
 # exporter reports used + free (+ reserved) instead of total, then discarded.
@@ -36,9 +36,13 @@ class MetricSpec:
     field: a `DeviceSample` field (or an `AUX_FIELDS` helper).
     convert: vendor unit → canonical unit, None for a blank sentinel (see `collectors.units`).
     where: label values a sample must carry to count (e.g. Furiosa `label="peak"`).
-    aggregate: "first" keeps the first series of a device; "mean" averages all its series (per-core).
+    aggregate: "first" keeps the first series of a device; "mean" averages all its series (per-core);
+        "sum" adds up the first series of every "sum" metric of that field (NVLink error kinds,
+        retired-page and remapped-row causes), so that a field is the total of the parts reported.
     states: for `health`, vendor value → state; a value not listed becomes "unknown" and is counted.
     per_device: the value belongs to the whole device even on a MIG/partition series.
+    also: further (field, converter) pairs filled from the same series (one throttle-reasons bitmask
+        gives both `throttle_power` and `throttle_thermal`).
     """
 
     field: str
@@ -47,10 +51,12 @@ class MetricSpec:
     aggregate: Aggregate = "first"
     states: Mapping[int, Health] | None = None
     per_device: bool = False
+    also: tuple[tuple[str, Converter], ...] = ()
 
     def __post_init__(self) -> None:
-        if self.field not in DeviceSample.model_fields and self.field not in AUX_FIELDS:
-            raise ValueError(f"MetricSpec field {self.field!r} is not a DeviceSample field")
+        for name in (self.field, *(f for f, _ in self.also)):
+            if name not in DeviceSample.model_fields and name not in AUX_FIELDS:
+                raise ValueError(f"MetricSpec field {name!r} is not a DeviceSample field")
         if (self.field == "health") != (self.states is not None):
             raise ValueError("MetricSpec: `states` is required for health and only for health")
 

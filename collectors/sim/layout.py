@@ -33,7 +33,16 @@ from collectors.sim.catalog import (
     Site,
     Workload,
 )
-from collectors.sim.load import FREE, IDLE_LOADED, IDLE_RESERVED, INFER, NOISE_MASK, TRAIN, TRANSCODE
+from collectors.sim.load import (
+    FREE,
+    IDLE_LOADED,
+    IDLE_RESERVED,
+    INFER,
+    NOISE_MASK,
+    TRAIN,
+    TRANSCODE,
+    TRUE_KINDS,
+)
 from collectors.sim.rand import key_rng, pick, units, weighted
 
 __all__ = [
@@ -69,6 +78,7 @@ _PROJECTS = (
 )
 _SERVER = {"nvidia": "vllm", "furiosa": "furiosa-llm", "rebellions": "vllm-rbln", "sapeon": "sapeon-serve"}
 _EFFICIENCY = (0.85, 0.95, 0.45, 0.03, 0.0, 0.0)  # share of (limit - idle) drawn at full utilisation
+_MISLABEL_ONE_IN = 3  # one video allocation in three is labelled as LLM serving (by its 64-bit tag)
 _TRAIN_TOKENS = 0.3  # training tokens/s relative to serving
 
 
@@ -101,6 +111,12 @@ class Allocation:
     container: str | None = None
     workload: Workload | None = None
     tokens_factor: float = 0.0  # throughput at full load ÷ the profile's 8B-class tokens/s
+    mislabelled: bool = False  # video work whose pod, container and workload say LLM serving
+
+    @property
+    def true_kind(self) -> str:
+        """What really runs on the device (`collectors.sim.load.TRUE_KINDS`), whatever its labels say."""
+        return TRUE_KINDS[self.cls]
 
     def attribution_json(self) -> str:
         """`,"attribution":{...}` as the wire writes it, or "" when the device is not allocated."""
@@ -143,6 +159,15 @@ def _allocation(draw: Callable[[], float], tag: int, node_unit: str, site: Site,
     if cls == TRAIN:
         pod, container = f"{stem}-{project}-worker-{node_unit}", "trainer"
         factor = workload.factor * _TRAIN_TOKENS
+    elif cls == TRANSCODE and tag % _MISLABEL_ONE_IN == 0:
+        # a tenant that files video work as LLM serving (an AI allocation): every label says AI, the
+        # engine counters say video; it reports "tokens/s" that are really its ~36 streams
+        llm = WORKLOADS[TENANT_MODELS.get(tenant) or pick(OPEN_MODELS, u[2])]
+        stem = llm.name.replace(".", "-")
+        pod, container = f"{stem}-{hexa[:10]}-{hexa[10:15]}", _SERVER[profile.vendor]
+        namespace = f"{tenant}-{pick(_PROJECTS[INFER], u[3])}"
+        factor = 36.0 / profile.tokens_per_s_at_full
+        return Allocation(cls, tenant, namespace, pod, container, llm, factor, mislabelled=True)
     elif cls == TRANSCODE:
         pod, container = f"transcoder-{hexa[:10]}-{hexa[10:15]}", "ffmpeg-nvenc"
         factor = 36.0 / profile.tokens_per_s_at_full  # ~36 1080p streams per GPU at full load

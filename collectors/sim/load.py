@@ -31,6 +31,7 @@ __all__ = [
     "T0",
     "TRAIN",
     "TRANSCODE",
+    "TRUE_KINDS",
     "Curve",
     "TickClock",
     "clock_at",
@@ -39,6 +40,10 @@ __all__ = [
 
 INFER, TRAIN, TRANSCODE, IDLE_LOADED, IDLE_RESERVED, FREE = range(6)
 CLASS_NAMES = ("llm-inference", "training", "video-transcode", "idle-loaded", "idle-reserved", "unallocated")
+#: the true kind of work of each usage class, the ground truth a classifier of AI use is measured against:
+#: a model loaded and serving nothing is idle-resident (memory held, engines idle); reserved or
+#: unallocated devices are idle
+TRUE_KINDS = ("ai-inference", "ai-training", "video-transcode", "idle-resident", "idle", "idle")
 
 KST_OFFSET_S = 9 * 3600
 _DAY = 86400

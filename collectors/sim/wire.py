@@ -23,10 +23,36 @@ from collectors.sim.layout import Allocation, DevStatic, pci_bus_id
 from collectors.sim.load import NOISE_MASK, TickClock
 from kcloud.records import Attribution, DeviceSample, Throughput
 
-__all__ = ["FastEntry", "device_sample", "fast_entry", "format_devices"]
+__all__ = ["ACTIVITY", "DEGRADED_XID", "FastEntry", "device_sample", "fast_entry", "format_devices"]
 
 # TENTHS[i] is how the wire writes the float i / 10 (its shortest repr): utilisation, power, temperature
 TENTHS = tuple(repr(i / 10) for i in range(20001))
+
+# Engine activity of a usage class, per mille of the device's utilisation: (SM, tensor, DRAM, encoder,
+# decoder). AI keeps the SMs and tensor pipes busy; video keeps the encoders and decoders busy with
+# little SM and no tensor work; a model loaded and serving nothing holds memory with engines near 0.
+# What a dcgm-exporter with profiling fields reports, so only NVIDIA devices carry them (the NPU
+# exporters have no such counters: null).
+ACTIVITY: tuple[tuple[int, int, int, int, int], ...] = (
+    (780, 450, 620, 0, 0),  # INFER
+    (930, 680, 520, 0, 0),  # TRAIN
+    (120, 0, 180, 900, 950),  # TRANSCODE
+    (40, 0, 25, 0, 0),  # IDLE_LOADED
+    (0, 0, 0, 0, 0),  # IDLE_RESERVED
+    (0, 0, 0, 0, 0),  # FREE
+)
+#: the health signals of a healthy simulated NVIDIA GPU, as the wire writes them
+_HEALTH_OK = (
+    ',"xid_last":0,"throttle_power":false,"throttle_thermal":false,"nvlink_errors":0,"mem_rows_retired":0,'
+    '"mem_repair_pending":false,"mem_repair_failed":false'
+)
+#: XID of a degraded simulated GPU: 63, a row-remapping recording event (its ECC errors got rows remapped)
+DEGRADED_XID = 63
+
+
+def _activity(p: DeviceProfile, cls: int) -> tuple[int, int, int, int, int] | None:
+    return ACTIVITY[cls] if p.vendor == "nvidia" else None
+
 
 FastEntry = tuple[Any, ...]  # the flat per-device tuple unpacked by format_devices; built by fast_entry
 
@@ -82,6 +108,7 @@ def fast_entry(dev: DevStatic, slot: int, noise: tuple[tuple[int, ...], ...]) ->
         clk_lo,
         dev.tpk,
         _tail(a, dev.tpk >= 0),
+        _activity(p, a.cls),
     )
 
 
@@ -92,25 +119,34 @@ def format_devices(entries: list[FastEntry] | tuple[FastEntry, ...], clock: Tick
     out: list[str] = []
     append = out.append
     for (head, cls, base, noise, noff, mem0, mem1, mid1, idle10, pslope, mid2, e0, erate, ecoef,
-         temp10, tslope, clk_hi, clk_lo, tpk, tail) in entries:  # fmt: skip
+         temp10, tslope, clk_hi, clk_lo, tpk, tail, act) in entries:  # fmt: skip
         u = base * d1000[cls] // 1000 + noise[(noff + phase) & NOISE_MASK]
         if u < 0:
             u = 0
         elif u > 1000:
             u = 1000
         energy = int(e0 + erate * since + ecoef * integral[cls])
+        if act is None:
+            counters = ""
+        else:
+            sm, tensor, dram, enc, dec = act
+            counters = (
+                f',"sm_active_pct":{tenths[sm * u // 1000]},"tensor_active_pct":{tenths[tensor * u // 1000]},'
+                f'"dram_active_pct":{tenths[dram * u // 1000]},"enc_util_pct":{tenths[enc * u // 1000]},'
+                f'"dec_util_pct":{tenths[dec * u // 1000]}{_HEALTH_OK}'
+            )
         if tpk >= 0:
             append(
                 f'{head}{tenths[u]},"mem_used_bytes":{mem0 + mem1 * u}{mid1}{tenths[idle10 + pslope * u // 1000]}'
                 f'{mid2}{energy}.0,"temp_c":{tenths[temp10 + tslope * u // 1000]},"clock_mhz":'
-                f'{clk_hi if u >= 50 else clk_lo},"health":"ok","ecc_uncorrected":0,"throughput":{{"value":'
+                f'{clk_hi if u >= 50 else clk_lo},"health":"ok","ecc_uncorrected":0{counters},"throughput":{{"value":'
                 f"{tpk * u // 1000}.0{tail}"
             )
         else:
             append(
                 f'{head}{tenths[u]},"mem_used_bytes":{mem0 + mem1 * u}{mid1}{tenths[idle10 + pslope * u // 1000]}'
                 f'{mid2}{energy}.0,"temp_c":{tenths[temp10 + tslope * u // 1000]},"clock_mhz":'
-                f'{clk_hi if u >= 50 else clk_lo},"health":"ok","ecc_uncorrected":0{tail}'
+                f'{clk_hi if u >= 50 else clk_lo},"health":"ok","ecc_uncorrected":0{counters}{tail}'
             )
     return out
 
@@ -130,7 +166,8 @@ def device_sample(
     """The validated record of `dev` sitting in `slot`, in health `ok`, `degraded` or `failed`.
 
     A degraded device is throttled (60 % of its load and throughput, 70 % clock, 12 °C hotter) and
-    counts uncorrected ECC errors; a failed one answers nothing but who it is and who holds it.
+    counts uncorrected ECC errors; a degraded NVIDIA GPU also reports thermal throttling, XID 63 and
+    as many rows remapped (pending a reset). A failed one answers nothing but who it is and who holds it.
     """
     p, a = dev.profile, dev.alloc
     attribution = (
@@ -163,6 +200,24 @@ def device_sample(
     throughput = None
     if dev.tpk >= 0 and a.workload is not None:
         throughput = Throughput(value=float(dev.tpk * u // 1000), unit=a.workload.unit, workload=a.workload.name)
+    counters: dict[str, Any] = {}
+    act = _activity(p, a.cls)
+    if act is not None:
+        sm, tensor, dram, enc, dec = act
+        counters = {
+            "sm_active_pct": (sm * u // 1000) / 10,
+            "tensor_active_pct": (tensor * u // 1000) / 10,
+            "dram_active_pct": (dram * u // 1000) / 10,
+            "enc_util_pct": (enc * u // 1000) / 10,
+            "dec_util_pct": (dec * u // 1000) / 10,
+            "xid_last": DEGRADED_XID if health == "degraded" else 0,
+            "throttle_power": False,
+            "throttle_thermal": health == "degraded",
+            "nvlink_errors": 0,
+            "mem_rows_retired": ecc,  # each uncorrected error of a degraded GPU got a row remapped
+            "mem_repair_pending": health == "degraded",
+            "mem_repair_failed": False,
+        }
     return DeviceSample(
         **ident,
         util_pct=u / 10,
@@ -175,4 +230,5 @@ def device_sample(
         clock_mhz=clock_mhz,
         ecc_uncorrected=ecc,
         throughput=throughput,
+        **counters,
     )

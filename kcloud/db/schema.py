@@ -5,8 +5,9 @@ The sample table is kept narrow (see `DEVICE_SAMPLE_COLUMNS`): a device is a 4-b
 2-byte `workload_id` from `workloads`. Writers resolve the ids once and cache them.
 
 Measured width on PostgreSQL 15 (tests/integration/db/test_db_sample_width.py: a day at 10 s
-cadence, written in time order): 133 bytes per sample with every column set (heap 101 + primary key
-32) and 141 when any column is null (the null bitmap grows the tuple header from 24 to 32 bytes). The
+cadence, written in time order): 141 bytes per sample from a source without the activity and health
+counters of 0013 (heap 109 + primary key 32; they are null, and the null bitmap grows the tuple header
+from 24 to 32 bytes), 175 with every column set (dcgm-exporter with profiling fields on). The
 floor is the per-row overhead of a heap tuple (24-32 bytes header + 4 line pointer) and the
 (device_id, time) key (~32); TimescaleDB's compression is what gets well under 120.
 
@@ -24,6 +25,7 @@ from __future__ import annotations
 from typing import Final
 
 __all__ = [
+    "ACTIVITY_HEALTH_COLUMNS",
     "DEVICE_KINDS",
     "DEVICE_SAMPLE_COLUMNS",
     "DEVICE_STATUSES",
@@ -48,7 +50,8 @@ DEVICE_KINDS: Final = ("gpu", "npu")
 DEVICE_STATUSES: Final = ("commissioned", "active", "idle", "offline", "returned", "decommissioned")
 
 SAMPLE_TABLE: Final = "device_samples"
-#: Columns of `device_samples`, in table order (8-byte columns first, so no alignment padding).
+#: Columns of `device_samples`, in table order (8-byte columns first, so no alignment padding); the
+#: 0002 table, then the columns later migrations add at its end.
 DEVICE_SAMPLE_COLUMNS: Final = (
     "time",
     "device_id",
@@ -64,7 +67,23 @@ DEVICE_SAMPLE_COLUMNS: Final = (
     "throughput",
     "health",
     "workload_id",
+    # added by 0013_activity_health_counters.sql (ACTIVITY_HEALTH_COLUMNS), all nullable
+    "nvlink_errors",
+    "sm_active_pct",
+    "tensor_active_pct",
+    "dram_active_pct",
+    "enc_util_pct",
+    "dec_util_pct",
+    "xid_last",
+    "mem_rows_retired",
+    "throttle_power",
+    "throttle_thermal",
+    "mem_repair_pending",
+    "mem_repair_failed",
 )
+#: The columns 0013 adds to `device_samples` (each the `DeviceSample` field of the same name): what
+#: tells AI from video or idle work, and the health signals. Null wherever the source lacks the counter.
+ACTIVITY_HEALTH_COLUMNS: Final = DEVICE_SAMPLE_COLUMNS[DEVICE_SAMPLE_COLUMNS.index("nvlink_errors") :]
 
 ROLLUP_TABLES: Final = ("device_rollup_1m", "device_rollup_1h", "device_rollup_1d")
 #: Columns of every rollup level (tables on plain PostgreSQL, continuous aggregates on TimescaleDB

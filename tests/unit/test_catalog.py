@@ -70,7 +70,7 @@ def test_every_numeric_or_state_field_of_device_sample_is_catalogued(catalog: Ca
     numeric_or_state = {
         name
         for name, field in DeviceSample.model_fields.items()
-        if _without_none(field.annotation) in (int, float, Throughput)
+        if _without_none(field.annotation) in (int, float, bool, Throughput)
         or (typing.get_origin(_without_none(field.annotation)) is typing.Literal and not field.is_required())
     }
     assert numeric_or_state == set(catalog.metric_names)
@@ -79,7 +79,7 @@ def test_every_numeric_or_state_field_of_device_sample_is_catalogued(catalog: Ca
 def test_fields_left_out_of_the_catalogue_are_labels_not_measurements() -> None:
     for name in _DESCRIPTIVE:
         annotation = _without_none(DeviceSample.model_fields[name].annotation)
-        assert annotation not in (int, float), name
+        assert annotation not in (int, float, bool), name
         assert (
             annotation is str
             or annotation is Attribution
@@ -108,24 +108,45 @@ def test_health_values_are_exactly_the_model_states(catalog: Catalog) -> None:
     assert health.values == typing.get_args(literal)
 
 
-def test_only_state_metrics_list_values_and_every_other_metric_has_a_range(catalog: Catalog) -> None:
+def test_only_state_metrics_list_values_and_every_number_has_a_range(catalog: Catalog) -> None:
     for metric in catalog.metrics:
         assert (metric.values is not None) == (metric.type == "state"), metric.name
-        assert (metric.range is not None) == (metric.type != "state"), metric.name
+        assert (metric.range is not None) == (metric.type not in ("state", "flag")), metric.name
+
+
+def test_flags_are_exactly_the_true_or_false_fields_of_the_model(catalog: Catalog) -> None:
+    flags = {m.name for m in catalog.metrics if m.type == "flag"}
+    booleans = {n for n, f in DeviceSample.model_fields.items() if _without_none(f.annotation) is bool}
+    assert flags == booleans
+    assert {"throttle_power", "throttle_thermal", "mem_repair_pending", "mem_repair_failed"} <= flags
+    assert all(catalog.metric(name).unit == "boolean" for name in flags)
 
 
 #: the largest finite value of each device_samples column type (real is float4: beyond it, `inf` is stored)
-_STORAGE_MAX = {"real": 3.4028234e38, "double precision": 1.7976931348623157e308, "bigint": 2**63 - 1}
+_STORAGE_MAX = {
+    "real": 3.4028234e38,
+    "double precision": 1.7976931348623157e308,
+    "bigint": 2**63 - 1,
+    "integer": 2**31 - 1,
+    "smallint": 2**15 - 1,
+}
+_TYPES = r"(real|double precision|bigint|smallint|integer|boolean|timestamptz)"
 
 
 def _device_samples_columns() -> dict[str, str]:
-    sql = (Path(kcloud.__file__).parent / "db" / "migrations" / "0002_timeseries_postgresql.sql").read_text()
+    """Every device_samples column and its type: the 0002 table plus columns later migrations add."""
+    folder = Path(kcloud.__file__).parent / "db" / "migrations"
+    sql = (folder / "0002_timeseries_postgresql.sql").read_text()
     body = sql.split("CREATE TABLE device_samples (", 1)[1].split(") PARTITION BY", 1)[0]
     columns = {}
     for line in body.splitlines():
-        match = re.match(r"^\s+([a-z_]+)\s+(real|double precision|bigint|smallint|integer|timestamptz)\b", line)
+        match = re.match(rf"^\s+([a-z_]+)\s+{_TYPES}\b", line)
         if match:
             columns[match.group(1)] = match.group(2)
+    for later in sorted(folder.glob("*.sql")):
+        if later.name[:4] > "0002":
+            for match in re.finditer(rf"ADD COLUMN\s+([a-z_]+)\s+{_TYPES}\b", later.read_text()):
+                columns[match.group(1)] = match.group(2)
     return columns
 
 
@@ -139,8 +160,24 @@ def test_every_number_has_an_upper_bound_its_storage_column_holds_finitely(catal
         assert metric.range.max < _STORAGE_MAX[kind], f"{metric.name}: {metric.range.max} overflows {kind}"
 
 
+def test_every_metric_has_a_storage_column_of_its_kind(catalog: Catalog) -> None:
+    columns = _device_samples_columns()
+    for metric in catalog.metrics:
+        stored = "health" if metric.type == "state" else metric.name
+        assert stored in columns, f"{metric.name}: no device_samples column"
+        if metric.type == "flag":
+            assert columns[stored] == "boolean", metric.name
+        elif metric.name != "health":
+            assert columns[stored] in _STORAGE_MAX, metric.name
+
+
 def test_cumulative_metrics_are_counters_and_instant_readings_gauges(catalog: Catalog) -> None:
-    assert {m.name for m in catalog.metrics if m.type == "counter"} == {"energy_j", "ecc_uncorrected"}
+    assert {m.name for m in catalog.metrics if m.type == "counter"} == {
+        "energy_j",
+        "ecc_uncorrected",
+        "nvlink_errors",
+        "mem_rows_retired",
+    }
     assert catalog.metric("power_w").type == "gauge"
 
 

@@ -110,6 +110,39 @@ def test_util_over_100_percent_is_rejected_naming_the_field() -> None:
     assert "100" in err.detail
 
 
+@pytest.mark.parametrize(
+    ("field", "value", "bound"),
+    [
+        ("tensor_active_pct", 100.5, "100"),
+        ("enc_util_pct", -1, "0"),
+        ("xid_last", 10000, "9999"),
+        ("mem_rows_retired", 16385, "16384"),
+        ("nvlink_errors", -3, "0"),
+    ],
+)
+def test_activity_or_health_counter_out_of_bounds_is_rejected_naming_the_field_and_bound(
+    field: str, value: float, bound: str
+) -> None:
+    err = _rejection(_with_device(**{field: value}))
+    assert err.reason == "invalid_field"
+    assert f"devices.0.{field}" in str(err)
+    assert bound in err.detail
+
+
+@pytest.mark.parametrize("value", ["true", 1, 0])
+def test_a_throttle_flag_must_be_true_or_false_not_a_string_or_number(value: object) -> None:
+    err = _rejection(_with_device(throttle_thermal=value))
+    assert err.reason == "invalid_field"
+    assert "devices.0.throttle_thermal" in str(err)
+
+
+def test_counters_a_device_does_not_report_stay_off_the_wire_and_false_and_zero_stay_on_it() -> None:
+    snap = parse_snapshot(json.dumps(_with_device(xid_last=0, throttle_power=False, enc_util_pct=0.0)).encode())
+    wire = json.loads(snap.to_json_bytes())["devices"][0]
+    assert (wire["xid_last"], wire["throttle_power"], wire["enc_util_pct"]) == (0, False, 0.0)
+    assert "throttle_thermal" not in wire and "tensor_active_pct" not in wire and "nvlink_errors" not in wire
+
+
 def test_unparsable_json_is_rejected_as_invalid_json_naming_the_position() -> None:
     err = _rejection(b'{"schema": "kcloud.telemetry/1", "node": ')
     assert err.reason == "invalid_json"

@@ -16,6 +16,7 @@ from pipeline_helpers import read_topic, scalar
 from collectors.producer import SnapshotProducer
 from collectors.simulator import SimulatedFleet
 from infra.kafka import KafkaService
+from kcloud.db.schema import ACTIVITY_HEALTH_COLUMNS
 from kcloud.records import DeadLetter
 from kcloud.settings import Settings
 from kcloud.topics import DEADLETTER
@@ -78,6 +79,18 @@ def test_snapshot_from_kafka_is_stored_once_even_when_replayed(worker: WorkerPro
     assert row[0] == pytest.approx(first.util_pct)
     assert row[1] == pytest.approx(first.power_w)
     assert row[2] == first.mem_total_bytes
+    # the activity and health counters arrive as sent: values where the device reports them, null elsewhere
+    columns = ", ".join(f"s.{c}" for c in ACTIVITY_HEALTH_COLUMNS)
+    with psycopg.connect(url) as conn:
+        for dev in snaps[0].devices:
+            stored = conn.execute(
+                f"SELECT {columns} FROM device_samples s JOIN devices d USING (device_id) "
+                "WHERE d.device_uuid = %s AND s.time = %s",
+                (dev.device_uuid, at),
+            ).fetchone()
+            assert stored is not None
+            sent = tuple(getattr(dev, c) for c in ACTIVITY_HEALTH_COLUMNS)
+            assert stored == pytest.approx(sent), dev.device_uuid
 
 
 def test_invalid_messages_reach_the_deadletter_topic_with_reason_and_bytes(worker: WorkerProcess) -> None:

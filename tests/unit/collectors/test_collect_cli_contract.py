@@ -104,6 +104,19 @@ def test_nvml_without_a_driver_says_so_in_one_line_and_exits_non_zero(tmp_path: 
     assert done.stderr.startswith("kcloud collect: no NVIDIA driver on this host")
 
 
+def test_sim_writes_its_ground_truth_sidecar_and_keeps_it_off_the_wire(tmp_path: Path) -> None:
+    truth = tmp_path / "truth.json"
+    args = ("collect", "sim", "--nodes", "6", "--seed", "4", "--ground-truth", str(truth), "--once", "--print")
+    done = kcloud(*args, tmp_path=tmp_path)
+    assert done.returncode == 0, done.stderr
+    doc = json.loads(truth.read_text())
+    kinds = {d["device_uuid"]: d["true_kind"] for d in doc["devices"]}
+    assert len(kinds) == 6 * 8
+    on_wire = {dev.device_uuid for s in _snapshots(done.stdout) for dev in s.devices}
+    assert on_wire <= set(kinds)
+    assert "true_kind" not in done.stdout and "mislabelled" not in done.stdout
+
+
 def test_sim_once_print_gives_one_snapshot_per_online_node_with_the_same_seq(tmp_path: Path) -> None:
     done = kcloud("collect", "sim", "--nodes", "12", "--seed", "4", "--once", "--print", tmp_path=tmp_path)
     assert done.returncode == 0, done.stderr

@@ -14,7 +14,8 @@ from pathlib import Path
 import pytest
 
 from collectors.base import ParseStats
-from collectors.nvidia_smi import COLUMN_MAP, QUERY_FIELDS, parse_csv
+from collectors.nvidia_smi import ALSO, COLUMN_MAP, QUERY_FIELDS, parse_csv
+from collectors.nvml import ALSO as NVML_ALSO
 from collectors.nvml import READING_MAP, parse_readings
 from collectors.prom import parse_exposition, parse_page
 from collectors.prom_maps import AUX_FIELDS, EXPORTERS, MetricSpec
@@ -27,6 +28,10 @@ FIXTURES = Path(__file__).resolve().parents[2] / "fixtures"
 PROM_FIXTURES = {
     "titan-v-dcgm-exporter-issue58.prom": "dcgm",
     "h100-sxm5-dcgm-exporter-3.3-synthetic.prom": "dcgm",
+    "h100-sxm5-dcgm-exporter-profiling-synthetic.prom": "dcgm",
+    "v100-sxm2-dcgm-exporter-3.1-retired-pages-synthetic.prom": "dcgm",
+    "a30-mig-dcgm-exporter-issue317.prom": "dcgm",
+    "rtx2000ada-dcgm-exporter-pr736.prom": "dcgm",
     "rngd-furiosa-exporter-2025.1.prom": "furiosa",
     "rngd-furiosa-exporter-readme.prom": "furiosa",
     "rbln-ca25-rbln-exporter-old-names.prom": "rbln",
@@ -54,9 +59,13 @@ _DESCRIPTIVE = {
 
 def _emitted_fields() -> dict[str, set[str]]:
     """Every canonical field each source can emit, by source."""
-    fields = {f"prom:{name}": {spec.field for spec in emap.metric_map.values()} for name, emap in EXPORTERS.items()}
-    fields["nvidia-smi"] = {target for target, _ in COLUMN_MAP.values()}
+    fields = {
+        f"prom:{name}": {f for spec in emap.metric_map.values() for f in (spec.field, *(t for t, _ in spec.also))}
+        for name, emap in EXPORTERS.items()
+    }
+    fields["nvidia-smi"] = {target for target, _ in COLUMN_MAP.values()} | {t for a in ALSO.values() for t, _ in a}
     fields["nvml"] = {target for target, _ in READING_MAP.values()} | {"health"}
+    fields["nvml"] |= {t for a in NVML_ALSO.values() for t, _ in a}
     return fields
 
 
@@ -121,13 +130,19 @@ def test_every_nvidia_smi_measurement_column_is_queried_and_produced_by_the_fixt
     fixture_text: Callable[[str], str],
 ) -> None:
     assert set(COLUMN_MAP) <= set(QUERY_FIELDS)
-    _, stats = parse_csv(fixture_text("nvidia_smi/h100-sxm5-query-gpu-csv-synthetic.csv"))
-    assert set(COLUMN_MAP) - set(stats.produced) == set()
+    produced: set[str] = set()
+    for fixture in ("h100-sxm5-query-gpu-csv-synthetic.csv", "mixed-query-gpu-csv-activity-synthetic.csv"):
+        _, stats = parse_csv(fixture_text(f"nvidia_smi/{fixture}"))
+        produced |= set(stats.produced)
+    assert set(COLUMN_MAP) - produced == set()
 
 
 def test_every_nvml_reading_is_produced_by_the_fixture(fixture_text: Callable[[str], str]) -> None:
-    _, stats = parse_readings(json.loads(fixture_text("nvml/h100-sxm5-mig-capture1-synthetic.json")))
-    assert set(READING_MAP) - set(stats.produced) == set()
+    produced: set[str] = set()
+    for fixture in ("h100-sxm5-mig-capture1-synthetic.json", "h100-l4-capture2-synthetic.json"):
+        _, stats = parse_readings(json.loads(fixture_text(f"nvml/{fixture}")))
+        produced |= set(stats.produced)
+    assert set(READING_MAP) - produced == set()
 
 
 def test_map_specs_reject_a_field_the_wire_model_does_not_have() -> None:

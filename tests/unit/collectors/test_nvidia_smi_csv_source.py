@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from collectors.base import CollectorError, CollectorUnavailable, build_collector
-from collectors.nvidia_smi import QUERY_FIELDS, parse_csv, query_command
+from collectors.nvidia_smi import LEGACY_QUERY_FIELDS, QUERY_FIELDS, parse_csv, query_command
 from kcloud.records import DeviceSample
 
 Flat = Callable[[DeviceSample], dict[str, Any]]
@@ -64,6 +64,110 @@ def test_query_output_gives_one_sample_per_row_in_canonical_units(
             },
         ]
     ]
+
+
+ACTIVITY = "nvidia_smi/mixed-query-gpu-csv-activity-synthetic.csv"
+
+
+def test_full_query_reads_video_engines_throttling_and_retired_rows(
+    fixture_text: Callable[[str], str], flat: Flat
+) -> None:
+    samples, stats = parse_csv(fixture_text(ACTIVITY))
+    assert stats.dropped == 0, stats.problems
+    assert [flat(s) for s in samples] == [
+        pytest.approx(e)
+        for e in [
+            {
+                **H100,
+                "device_uuid": "8f4c1d2e-5a6b-4c7d-9e8f-0a1b2c3d4e5f",
+                "index": "0",
+                "pci_bus_id": "00000000:19:00.0",
+                "util_pct": 97.0,
+                "mem_used_bytes": 71680 * MiB,
+                "power_w": 688.1,
+                "power_limit_w": 700.0,
+                "temp_c": 71.0,
+                "clock_mhz": 1755.0,
+                "ecc_uncorrected": 0,
+                "enc_util_pct": 0.0,
+                "dec_util_pct": 0.0,
+                "throttle_power": True,
+                "throttle_thermal": False,
+                "mem_rows_retired": 0,  # remapped rows 0 + 0; retired pages [N/A] on Hopper
+                "mem_repair_pending": False,
+                "mem_repair_failed": False,
+            },
+            {
+                "vendor": "nvidia",
+                "kind": "gpu",
+                "model": "NVIDIA L4",
+                "device_uuid": "4e5f6a7b-8c9d-4e0f-a1b2-c3d4e5f60718",
+                "index": "1",
+                "pci_bus_id": "00000000:3B:00.0",
+                "util_pct": 64.0,
+                "mem_used_bytes": 4120 * MiB,
+                "mem_total_bytes": 23034 * MiB,
+                "power_w": 61.2,
+                "power_limit_w": 72.0,
+                "temp_c": 83.0,
+                "clock_mhz": 1500.0,
+                "ecc_uncorrected": 0,
+                "enc_util_pct": 63.0,
+                "dec_util_pct": 88.0,
+                "throttle_power": False,
+                "throttle_thermal": True,
+                "mem_rows_retired": 1,
+                "mem_repair_pending": True,
+                "mem_repair_failed": False,
+            },
+            {
+                "vendor": "nvidia",
+                "kind": "gpu",
+                "model": "Tesla V100-SXM2-32GB",
+                "device_uuid": "9a8b7c6d-5e4f-4a3b-8c2d-1e0f9a8b7c6d",
+                "index": "2",
+                "pci_bus_id": "00000000:5D:00.0",
+                "util_pct": 0.0,
+                "mem_used_bytes": 0,
+                "mem_total_bytes": 32768 * MiB,
+                "power_w": 41.0,
+                "power_limit_w": 300.0,
+                "temp_c": 35.0,
+                "clock_mhz": 135.0,
+                "ecc_uncorrected": 1,
+                "enc_util_pct": 0.0,
+                "dec_util_pct": 0.0,
+                "throttle_power": False,  # 0x1 is idle, not throttling
+                "throttle_thermal": False,
+                "mem_rows_retired": 3,
+                "mem_repair_pending": True,
+                # remapped_rows.failure [N/A]: mem_repair_failed stays null
+            },
+        ]
+    ]
+
+
+def test_a_legacy_query_row_parses_with_the_newer_fields_null(fixture_text: Callable[[str], str]) -> None:
+    samples, stats = parse_csv(fixture_text(FIXTURE))
+    assert len(samples) == 3 and stats.count("csv_column_mismatch") == 0
+    newer = ("enc_util_pct", "dec_util_pct", "throttle_power", "throttle_thermal", "mem_rows_retired")
+    newer += ("mem_repair_pending", "mem_repair_failed", "sm_active_pct", "tensor_active_pct", "xid_last")
+    assert all(getattr(s, name) is None for s in samples for name in newer)
+
+
+def test_fetch_falls_back_to_the_legacy_query_when_the_driver_refuses_a_newer_field(tmp_path: Path) -> None:
+    csv_file = Path(__file__).resolve().parents[2] / "fixtures" / FIXTURE
+    refuse = """echo 'Field "remapped_rows.pending" is not a valid field to query.'; exit 2"""
+    binary = _script(
+        tmp_path,
+        f'echo "$@" >> {tmp_path}/argv\ncase "$1" in *remapped_rows*) {refuse};; esac\ncat {csv_file}\n',
+    )
+    collector = build_collector("nvidia-smi", {"binary": str(binary)})
+    assert [s.index for s in collector.collect()] == ["0", "1", "2"]
+    assert [s.index for s in collector.collect()] == ["0", "1", "2"]
+    asked = (tmp_path / "argv").read_text().splitlines()
+    legacy = " ".join(query_command(str(binary), LEGACY_QUERY_FIELDS)[1:])
+    assert asked == [" ".join(query_command(str(binary))[1:]), legacy, legacy]  # the fallback is remembered
 
 
 def test_na_and_not_supported_become_null_and_are_counted(fixture_text: Callable[[str], str]) -> None:

@@ -81,6 +81,108 @@ def test_capture_gives_whole_gpus_mig_slices_and_the_lost_gpu(fixture_text: Call
     assert dict(stats.problems) == {"not_supported": 3, "gpu_lost": 1}
 
 
+ACTIVITY = "nvml/h100-l4-capture2-synthetic.json"
+
+
+def test_capture_reads_gpm_activity_video_engines_throttling_nvlink_and_repaired_memory(
+    fixture_text: Callable[[str], str], flat: Flat
+) -> None:
+    samples, stats = parse_readings(json.loads(fixture_text(ACTIVITY)))
+    common = {"health": "ok", "ecc_uncorrected": 0}
+    assert [flat(s) for s in samples] == [
+        pytest.approx(e)
+        for e in [
+            {
+                **H100,
+                **common,
+                "device_uuid": "3c9e1f70-2b4d-4a8e-9c1f-5d6e7f809a1b",
+                "index": "0",
+                "pci_bus_id": "00000000:19:00.0",
+                "util_pct": 98.0,
+                "mem_used_bytes": 70 * 2**30,
+                "mem_total_bytes": 80 * 2**30,
+                "power_w": 688.1,
+                "power_limit_w": 700.0,
+                "energy_j": 9123456.789,
+                "temp_c": 71.0,
+                "clock_mhz": 1755.0,
+                "sm_active_pct": 91.5,
+                "tensor_active_pct": 62.25,
+                "dram_active_pct": 47.0,
+                "enc_util_pct": 0.0,
+                "dec_util_pct": 0.0,
+                "throttle_power": True,
+                "throttle_thermal": False,
+                "nvlink_errors": 4,
+                "mem_rows_retired": 2,  # remapped rows; retired pages NotSupported after Volta/Turing
+                "mem_repair_pending": False,
+                "mem_repair_failed": False,
+            },
+            {
+                **common,
+                "vendor": "nvidia",
+                "kind": "gpu",
+                "model": "NVIDIA L4",
+                "device_uuid": "4e5f6a7b-8c9d-4e0f-a1b2-c3d4e5f60718",
+                "index": "1",
+                "pci_bus_id": "00000000:3B:00.0",
+                "util_pct": 64.0,
+                "mem_used_bytes": 4 * 2**30,
+                "mem_total_bytes": 22 * 2**30,
+                "power_w": 61.2,
+                "power_limit_w": 72.0,
+                "energy_j": 412345.678,
+                "temp_c": 83.0,
+                "clock_mhz": 1500.0,
+                "sm_active_pct": 7.5,
+                "tensor_active_pct": 0.0,
+                "dram_active_pct": 11.0,
+                "enc_util_pct": 63.0,
+                "dec_util_pct": 88.0,
+                "throttle_power": False,
+                "throttle_thermal": True,
+                # no NVLink on a PCIe card: nvlink_errors NotSupported, so null
+                "mem_rows_retired": 1,
+                "mem_repair_pending": True,
+                "mem_repair_failed": False,
+            },
+            {
+                "vendor": "nvidia",
+                "kind": "gpu",
+                "model": "Tesla V100-SXM2-32GB",
+                "device_uuid": "9a8b7c6d-5e4f-4a3b-8c2d-1e0f9a8b7c6d",
+                "index": "2",
+                "pci_bus_id": "00000000:5D:00.0",
+                "health": "ok",
+                "util_pct": 0.0,
+                "mem_used_bytes": 0,
+                "mem_total_bytes": 32 * 2**30,
+                "power_w": 41.0,
+                "power_limit_w": 300.0,
+                "energy_j": 77000.0,
+                "temp_c": 35.0,
+                "clock_mhz": 135.0,
+                "ecc_uncorrected": 1,
+                "enc_util_pct": 0.0,
+                "dec_util_pct": 0.0,
+                "throttle_power": False,  # 0x1 is GPU idle, not throttling
+                "throttle_thermal": False,
+                "nvlink_errors": 0,
+                "mem_rows_retired": 3,  # retired pages: two single-bit, one double-bit
+                "mem_repair_pending": True,
+                # no GPM before Hopper, no row remapping before Ampere: those stay null
+            },
+        ]
+    ]
+    assert dict(stats.problems) == {"not_supported": 14}
+
+
+def test_a_capture_without_the_newer_readings_leaves_them_null(fixture_text: Callable[[str], str]) -> None:
+    samples, _ = parse_readings(_capture(fixture_text))
+    newer = ("sm_active_pct", "tensor_active_pct", "enc_util_pct", "throttle_power", "nvlink_errors", "xid_last")
+    assert all(getattr(s, name) is None for s in samples for name in newer)
+
+
 def test_not_supported_reading_becomes_null_not_zero(fixture_text: Callable[[str], str]) -> None:
     samples, stats = parse_readings(_capture(fixture_text))
     assert samples[1].util_pct is None
@@ -129,10 +231,17 @@ class _FakeNvml:
     NVML_MEMORY_ERROR_TYPE_UNCORRECTED = pynvml.NVML_MEMORY_ERROR_TYPE_UNCORRECTED
     NVML_VOLATILE_ECC = pynvml.NVML_VOLATILE_ECC
 
+    NVML_PAGE_RETIREMENT_CAUSE_MULTIPLE_SINGLE_BIT_ECC_ERRORS = 0
+    NVML_PAGE_RETIREMENT_CAUSE_DOUBLE_BIT_ECC_ERROR = 1
+    NVML_NVLINK_MAX_LINKS = pynvml.NVML_NVLINK_MAX_LINKS
+    NVML_GPM_METRICS_GET_VERSION = 1
+    NVMLError_NotSupported = pynvml.NVMLError_NotSupported
+
     def __init__(self) -> None:
         self.lost = False
         self.init_calls = 0
         self.shutdown_calls = 0
+        self.gpm_allocated = self.gpm_freed = self.gpm_ticks = 0
 
     def _check(self, handle: int) -> None:
         if handle == 1 and self.lost:
@@ -203,6 +312,63 @@ class _FakeNvml:
         self._check(h)
         return [0, 0]
 
+    # GPU 0 is an SXM H100 doing AI work; GPU 1 a PCIe card doing video, without NVLink or GPM
+    def nvmlDeviceGetEncoderUtilization(self, h: int) -> list[int]:
+        self._check(h)
+        return [0 if h == 0 else 63, 167000]
+
+    def nvmlDeviceGetDecoderUtilization(self, h: int) -> list[int]:
+        self._check(h)
+        return [0 if h == 0 else 88, 167000]
+
+    def nvmlDeviceGetCurrentClocksEventReasons(self, h: int) -> int:
+        self._check(h)
+        return 0x4 if h == 0 else 0x40
+
+    def nvmlDeviceGetNvLinkState(self, h: int, link: int) -> int:
+        self._check(h)
+        if h == 1 or link >= 18:
+            raise pynvml.NVMLError_NotSupported() if h == 1 else pynvml.NVMLError_InvalidArgument()
+        return 1 if link < 2 else 0  # two active links
+
+    def nvmlDeviceGetNvLinkErrorCounter(self, h: int, link: int, counter: int) -> int:
+        return {pynvml.NVML_NVLINK_ERROR_DL_CRC_FLIT: 3, pynvml.NVML_NVLINK_ERROR_DL_REPLAY: 1}.get(counter, 0)
+
+    def nvmlDeviceGetRetiredPages(self, h: int, cause: int) -> list[int]:
+        raise pynvml.NVMLError_NotSupported()
+
+    def nvmlDeviceGetRetiredPagesPendingStatus(self, h: int) -> int:
+        raise pynvml.NVMLError_NotSupported()
+
+    def nvmlDeviceGetRemappedRows(self, h: int) -> tuple[int, int, int, int]:
+        self._check(h)
+        return (2, 0, 0, 0) if h == 0 else (0, 1, 1, 0)
+
+    def nvmlGpmQueryDeviceSupport(self, h: int) -> SimpleNamespace:
+        return SimpleNamespace(isSupportedDevice=int(h == 0))
+
+    def nvmlGpmSampleAlloc(self) -> SimpleNamespace:
+        self.gpm_allocated += 1
+        return SimpleNamespace(taken=None)
+
+    def nvmlGpmSampleFree(self, sample: SimpleNamespace) -> None:
+        self.gpm_freed += 1
+
+    def nvmlGpmSampleGet(self, h: int, sample: SimpleNamespace) -> SimpleNamespace:
+        self.gpm_ticks += 1
+        sample.taken = self.gpm_ticks
+        return sample
+
+    def nvmlGpmMetricsGet(self, request: SimpleNamespace) -> SimpleNamespace:
+        assert request.sample1.taken < request.sample2.taken  # from the earlier sample to the later
+        values = {2: 91.5, 5: 62.25, 10: 47.0}
+        for metric in request.metrics[: request.numMetrics]:
+            metric.value, metric.nvmlReturn = values[metric.metricId], 0
+        return request
+
+    def c_nvmlGpmMetricsGet_t(self) -> SimpleNamespace:
+        return SimpleNamespace(metrics=[SimpleNamespace(metricId=0, value=0.0, nvmlReturn=0) for _ in range(8)])
+
     def lose(self) -> None:
         self.lost = True
 
@@ -223,6 +389,23 @@ def test_fetch_records_each_reading_or_its_error_in_nvml_units() -> None:
         ("1", 250.5, 0, "ok"),
     ]
     assert [s.energy_j for s in samples] == pytest.approx([123456.789, 123456.789])
+
+
+def test_fetch_reads_activity_and_health_and_gpm_only_from_the_second_tick() -> None:
+    fake = _FakeNvml()
+    collector = NvmlCollector(NvmlConfig(), nvml=fake)
+    first = collector.collect()
+    assert [s.sm_active_pct for s in first] == [None, None]  # GPM needs an earlier sample
+    second = collector.collect()
+    picked = ("sm_active_pct", "tensor_active_pct", "dram_active_pct", "enc_util_pct", "dec_util_pct")
+    picked += ("throttle_power", "throttle_thermal", "nvlink_errors", "mem_rows_retired", "mem_repair_pending")
+    assert [tuple(getattr(s, name) for name in picked) for s in second] == [
+        (91.5, 62.25, 47.0, 0.0, 0.0, True, False, 8, 2, False),  # NVLink: (CRC flit 3 + replay 1) x 2 links
+        (None, None, None, 63.0, 88.0, False, True, None, 1, True),  # no GPM, no NVLink: null, not 0
+    ]
+    assert all(s.xid_last is None for s in second)  # NVML has XIDs only as events
+    collector.close()
+    assert fake.gpm_allocated == fake.gpm_freed == 2  # GPU 0's two samples, freed on close
 
 
 def test_gpu_lost_after_an_earlier_tick_keeps_its_uuid_and_reports_failed() -> None:

@@ -76,6 +76,7 @@ def test_dcgm_h100_page_gives_whole_gpu_mig_parent_and_two_mig_slices(
                 "temp_c": 47.0,
                 "clock_mhz": 1980.0,
                 "ecc_uncorrected": 0,
+                "xid_last": 0,
                 "attribution.namespace": "llm",
                 "attribution.pod": "vllm-0",
                 "attribution.container": "vllm",
@@ -87,6 +88,7 @@ def test_dcgm_h100_page_gives_whole_gpu_mig_parent_and_two_mig_slices(
                 "energy_j": 5000000.0,
                 "temp_c": 39.0,
                 "clock_mhz": 1755.0,
+                "xid_last": 0,  # device-wide: on the GPU, not on its MIG slices
             },
             {
                 **gpu1,
@@ -108,6 +110,161 @@ def test_dcgm_h100_page_gives_whole_gpu_mig_parent_and_two_mig_slices(
         ],
     )
     assert dict(stats.problems) == {"blank_value": 2}  # the MIG GPU's ECC counter, on both slices' series
+
+
+def test_dcgm_profiling_page_tells_training_from_video_and_reads_every_health_signal(
+    fixture_text: Callable[[str], str], flat: Flat
+) -> None:
+    got = _golden(fixture_text("prometheus/h100-sxm5-dcgm-exporter-profiling-synthetic.prom"), "dcgm", flat)
+    _assert_golden(
+        got,
+        [
+            {
+                **H100,
+                "device_uuid": "3c9e1f70-2b4d-4a8e-9c1f-5d6e7f809a1b",
+                "index": "0",
+                "pci_bus_id": "00000000:19:00.0",
+                "util_pct": 98.0,
+                "sm_active_pct": 92.3,
+                "tensor_active_pct": 61.4,
+                "dram_active_pct": 48.2,
+                "enc_util_pct": 0.0,
+                "dec_util_pct": 0.0,
+                "xid_last": 0,  # DCGM's INT32 blank: no XID seen yet, not "not reported"
+                "throttle_power": True,  # bit 0x4, SW power cap
+                "throttle_thermal": False,
+                "nvlink_errors": 4,  # CRC flit 3 + CRC data 1 + replay 0 + recovery 0
+                "mem_rows_retired": 2,
+                "mem_repair_pending": False,
+                "mem_repair_failed": False,
+                "attribution.namespace": "research-sft",
+                "attribution.pod": "llama-3-1-8b-sft-worker-0",
+                "attribution.container": "trainer",
+            },
+            {
+                **H100,
+                "device_uuid": "7d2a5b81-6c3e-4f90-8a1b-2c3d4e5f6a7b",
+                "index": "1",
+                "pci_bus_id": "00000000:3B:00.0",
+                "util_pct": 71.0,
+                "sm_active_pct": 8.1,
+                "tensor_active_pct": 0.0,
+                "dram_active_pct": 12.5,
+                "enc_util_pct": 78.0,
+                "dec_util_pct": 85.0,
+                "xid_last": 63,
+                "throttle_power": False,
+                "throttle_thermal": True,  # 0x60: SW and HW thermal slowdown
+                # no NVLink series on the page: nvlink_errors stays null
+                "mem_rows_retired": 1,
+                "mem_repair_pending": True,
+                "mem_repair_failed": False,
+                "attribution.namespace": "media-chat",
+                "attribution.pod": "llama-3-1-8b-5f7c9d2e1a-x7k2p",
+                "attribution.container": "vllm",
+            },
+        ],
+    )
+
+
+def test_dcgm_issue317_excerpt_reads_tensor_activity_per_mig_slice_and_xid_per_gpu(
+    fixture_text: Callable[[str], str], flat: Flat
+) -> None:
+    got = _golden(fixture_text("prometheus/a30-mig-dcgm-exporter-issue317.prom"), "dcgm", flat)
+    a30 = {"vendor": "nvidia", "kind": "gpu", "model": "NVIDIA A30"}
+    gpu0 = {**a30, "device_uuid": "265c9814-6156-355b-e589-ff2064894f16", "index": "0"}
+    gpu1 = {**a30, "device_uuid": "2d20791a-b4a6-ba59-97f1-e95b99fe5b49", "index": "1"}
+    _assert_golden(
+        got,
+        [
+            {**gpu0, "xid_last": 0},
+            *({**gpu0, "subdevice": f"mig:gi{i}", "tensor_active_pct": 0.0} for i in (3, 4, 5, 6)),
+            {**gpu1, "xid_last": 0},
+            {**gpu1, "subdevice": "mig:gi3", "tensor_active_pct": 0.0},
+        ],
+    )
+
+
+def test_dcgm_pr736_excerpt_reads_the_video_engines_of_an_ada_card(
+    fixture_text: Callable[[str], str], flat: Flat
+) -> None:
+    got = _golden(fixture_text("prometheus/rtx2000ada-dcgm-exporter-pr736.prom"), "dcgm", flat)
+    _assert_golden(
+        got,
+        [
+            {
+                "vendor": "nvidia",
+                "kind": "gpu",
+                "model": "NVIDIA RTX 2000 Ada Generation",
+                "device_uuid": "fc60126e-514d-3522-2828-c5daa8e99d85",
+                "index": "1",
+                "pci_bus_id": "00000000:B1:00.0",
+                "enc_util_pct": 9.0,
+                "dec_util_pct": 46.0,
+            }
+        ],
+    )
+
+
+def test_dcgm_volta_page_reads_retired_pages_and_the_old_throttle_bitmask(
+    fixture_text: Callable[[str], str], flat: Flat
+) -> None:
+    got = _golden(fixture_text("prometheus/v100-sxm2-dcgm-exporter-3.1-retired-pages-synthetic.prom"), "dcgm", flat)
+    _assert_golden(
+        got,
+        [
+            {
+                "vendor": "nvidia",
+                "kind": "gpu",
+                "model": "Tesla V100-SXM2-32GB",
+                "device_uuid": "a6158b59-0000-1e63-0068-9178c4298abd",
+                "index": "0",
+                "throttle_power": True,  # 0x80 HW power-brake slowdown (0x8 HW slowdown alone says nothing)
+                "throttle_thermal": False,
+                "mem_rows_retired": 3,  # two single-bit and one double-bit retired page
+                "mem_repair_pending": True,
+                "xid_last": 48,
+            }
+        ],
+    )
+
+
+_ACTIVITY_HEALTH = (
+    "sm_active_pct",
+    "tensor_active_pct",
+    "dram_active_pct",
+    "enc_util_pct",
+    "dec_util_pct",
+    "xid_last",
+    "throttle_power",
+    "throttle_thermal",
+    "nvlink_errors",
+    "mem_rows_retired",
+    "mem_repair_pending",
+    "mem_repair_failed",
+)
+
+
+@pytest.mark.parametrize(
+    ("fixture", "exporter"),
+    [
+        ("titan-v-dcgm-exporter-issue58.prom", "dcgm"),
+        ("rngd-furiosa-exporter-2025.1.prom", "furiosa"),
+        ("rbln-ca25-rbln-exporter-new-names-synthetic.prom", "rbln"),
+        ("rbln-ca25-rbln-exporter-old-names-synthetic.prom", "rbln"),
+        ("ascend910b-npu-exporter-v6-synthetic.prom", "ascend"),
+        ("mi300x-amd-device-metrics-exporter-v1.2-synthetic.prom", "amd"),
+        ("gaudi2-habana-metric-exporter-1.18-synthetic.prom", "gaudi"),
+        ("rtx2080super-nvidia-gpu-exporter-readme.prom", "nvidia_smi_exporter"),
+    ],
+)
+def test_a_page_without_the_activity_and_health_series_leaves_them_null(
+    fixture_text: Callable[[str], str], fixture: str, exporter: str
+) -> None:
+    samples, _ = parse_page(fixture_text(f"prometheus/{fixture}"), EXPORTERS[exporter])
+    assert samples
+    for sample in samples:
+        assert {name: getattr(sample, name) for name in _ACTIVITY_HEALTH} == dict.fromkeys(_ACTIVITY_HEALTH)
 
 
 def test_furiosa_readme_excerpt_gives_one_rngd_with_averaged_cores(
@@ -424,6 +581,8 @@ def test_nvidia_gpu_exporter_page_converts_ratio_and_hertz(fixture_text: Callabl
                 "temp_c": 52.0,
                 "clock_mhz": 1410.0,
                 "ecc_uncorrected": 1,
+                "enc_util_pct": 12.0,
+                "dec_util_pct": 31.0,
             }
         ],
     )

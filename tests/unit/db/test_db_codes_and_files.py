@@ -14,6 +14,7 @@ from kcloud.db.migration_files import checksum, load_migrations, package_migrati
 from kcloud.db.partitions import partition_name
 from kcloud.db.rollups import bucket_ceil, bucket_floor
 from kcloud.db.schema import (
+    ACTIVITY_HEALTH_COLUMNS,
     DEVICE_SAMPLE_COLUMNS,
     HEALTH_CODES,
     HEALTH_NAMES,
@@ -59,8 +60,25 @@ def test_both_storage_modes_create_the_same_columns(table: str) -> None:
     plain = _create_table_columns((MIGRATIONS / "0002_timeseries_postgresql.sql").read_text(), table)
     timescale = _create_table_columns((MIGRATIONS / "timescale" / "0002_timeseries.sql").read_text(), table)
     assert plain == timescale
-    expected = DEVICE_SAMPLE_COLUMNS if table == "device_samples" else ROLLUP_COLUMNS
+    if table == "device_samples":
+        expected = DEVICE_SAMPLE_COLUMNS[: len(DEVICE_SAMPLE_COLUMNS) - len(ACTIVITY_HEALTH_COLUMNS)]
+    else:
+        expected = ROLLUP_COLUMNS
     assert tuple(line.split()[0] for line in plain) == expected
+
+
+def test_the_activity_and_health_columns_are_added_nullable_in_table_order_for_both_modes() -> None:
+    sql = (MIGRATIONS / "0013_activity_health_counters.sql").read_text()
+    assert "kcloud: mode=" not in sql  # a core file: both storage modes apply it
+    added = re.findall(r"^ALTER TABLE device_samples ADD COLUMN (\w+) (\w+);$", sql, flags=re.MULTILINE)
+    assert tuple(name for name, _ in added) == ACTIVITY_HEALTH_COLUMNS
+    assert "NOT NULL" not in sql and "DEFAULT" not in sql
+    assert {name for name, kind in added if kind == "boolean"} == {
+        "throttle_power",
+        "throttle_thermal",
+        "mem_repair_pending",
+        "mem_repair_failed",
+    }
 
 
 def test_timescale_migrations_take_settings_as_parameters_not_literals() -> None:
