@@ -1,7 +1,7 @@
 """What one running gateway shares between requests: its settings, the database pool, the Kafka
 producer, the rate limiter, the metrics and the registrations it has read (`kcloud.gateway.owners`).
-Built when the app starts (`GatewayContext.open`), closed
-when it stops; handlers reach it through `context_of(request)`.
+Built when the app starts (`GatewayContext.open`), closed when it stops; handlers reach it through
+`context_of(request)`.
 """
 
 from __future__ import annotations

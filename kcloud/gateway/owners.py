@@ -2,10 +2,11 @@
 the one query of `kcloud.db.owners`, kept a while in a small bounded cache, so that a push of known
 devices usually costs no query and never more than one.
 
-Only what is registered is cached (an owner never changes by telemetry once registered; an operator's
-change is seen after `ttl_s` at most); what is not registered yet is asked again on the next push, since a
-worker may register it at any moment. The rule applied to it is `kcloud.ownership.check`, the ingest's.
-Imports `kcloud.db` and `kcloud.ownership`.
+Only what is registered to a vendor is cached (an owner never changes by telemetry once registered; an
+operator's change is seen after `ttl_s` at most); what is not registered yet, and a node not bound to a
+vendor yet, are asked again on the next push, since a worker may register or bind them at any moment.
+The rule applied to it is `kcloud.ownership.check`, the ingest's. Imports `kcloud.db` and
+`kcloud.ownership`.
 """
 
 from __future__ import annotations
@@ -86,7 +87,8 @@ class OwnerCache:
             read = read_registrations(conn, missing_nodes, missing_devices)
         with self._lock:
             for node_id, node in read.nodes.items():
-                self._nodes.put(node_id, node)
+                if node.vendor_id is not None:
+                    self._nodes.put(node_id, node)
             for uuid, vendor in read.devices.items():
                 self._devices.put(uuid, vendor)
         found.nodes.update(read.nodes)

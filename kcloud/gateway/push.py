@@ -79,8 +79,8 @@ _REQUEST_BODY: dict[str, Any] = {
             "One snapshot as JSON (`application/json`), or many as NDJSON (`application/x-ndjson`: one JSON "
             "snapshot per line). Every device must be of the token's vendor, and `source` must be "
             "`push:<vendor>`. `collected_at` must be the time of the reading: at most `KCLOUD_MAX_CLOCK_AHEAD_S` "
-            "(300 s) ahead of the gateway's clock and at most `KCLOUD_MAX_BACKFILL_DAYS` (7) behind it, so "
-            "send the example with the current time."
+            "(300 s by default) ahead of the gateway's clock and at most `KCLOUD_MAX_BACKFILL_DAYS` (7 by "
+            "default) behind it, so send the example with the current time."
         ),
         "content": {
             "application/json": {
