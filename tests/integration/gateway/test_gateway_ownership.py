@@ -134,12 +134,12 @@ def test_a_database_that_cannot_be_read_gets_503_with_retry_after_never_an_unche
     gw = start_gateway()
     token = issue(gw.settings, "furiosa")
     assert gw.push(token, ndjson(snapshot("rngd-1"))).status_code == 202  # the token is known and good
-    with connect(gw.settings.effective_database_url) as conn:
+    with connect(gw.settings.migration_database_url) as conn:  # as the schema owner
         conn.execute("ALTER TABLE nodes RENAME TO nodes_away")
     try:
         answer = gw.push(token, ndjson(snapshot("rngd-2")))
     finally:
-        with connect(gw.settings.effective_database_url) as conn:
+        with connect(gw.settings.migration_database_url) as conn:
             conn.execute("ALTER TABLE nodes_away RENAME TO nodes")
     assert answer.status_code == 503, answer.text
     assert answer.json()["error"] == "database_unavailable" and int(answer.headers["Retry-After"]) >= 1
