@@ -8,7 +8,7 @@ nothing, and a batch is either stored whole or not at all. (Daily partitions are
 transaction of their own.) Synchronous psycopg, called from the worker through `asyncio.to_thread`.
 
 Before anything is written, a snapshot that touches another vendor's device or node, or names its node at
-another site, is refused whole (`streams.ownership`) and reported back for the dead-letter topic. A node's
+another site, is refused whole (the rule of `kcloud.ownership`) and reported back for the dead-letter topic. A node's
 site never changes by telemetry, and its hostname only with a snapshot newer than any stored. A vendor
 introduces at most `max_workloads_per_vendor` throughput (workload, unit) pairs; a sample whose new pair is
 over that cap (or finds the workload id sequence exhausted) is stored without its throughput, counted as
@@ -35,7 +35,7 @@ from kcloud.records import AlertMessage, Attribution, DeploymentEvent, DeviceSam
 from kcloud.settings import Settings
 from streams.alerts import AlertRecorder
 from streams.deployments import LifecycleRecorder, lock_lifecycle
-from streams.ownership import NodeOwner, OwnershipCache, check
+from streams.ownership import OwnershipCache, check
 from streams.rollups import MinuteKey, MinutePlan, OpenMinutes, is_late, minute_of, update_minute_rollups
 from streams.workloads import WorkloadIds
 
@@ -196,14 +196,13 @@ class SampleSink:
             with conn.transaction():
                 # first: a worker that took these partitions over waits here for their previous owner's batch
                 self._lock(conn, parts)
-                known = self._nodes_known(conn, snapshots)
-                owners = {node: owner for node, (_, owner) in known.items()}
-                verdict = check(snapshots, owners, self._owners.device_owners(conn, snapshots))
+                known = self._owners.read(conn, snapshots)
+                verdict = check(snapshots, known.nodes, known.devices)
                 if verdict.refused:
                     out = {i for i, _, _ in verdict.refused}
                     snapshots = [s for i, s in enumerate(snapshots) if i not in out]
-                node_last_seen = {node: known[node][0] for node in known}
-                self._upsert_nodes(conn, snapshots, node_partitions or {}, verdict.node_vendors, set(known))
+                node_last_seen = dict(known.last_seen)
+                self._upsert_nodes(conn, snapshots, node_partitions or {}, verdict.node_vendors, set(known.nodes))
                 device_ids, new_devices = self._resolve_devices(conn, snapshots)
                 workload_ids = self._workloads.resolve(conn, snapshots)
                 self._record_allocations(conn, snapshots, device_ids)
@@ -386,17 +385,6 @@ class SampleSink:
                 inserted = [(int(r[0]), r[1]) for r in cur.fetchall()]
             cur.execute("TRUNCATE staging_samples")
         return inserted, all_new, no_throughput
-
-    @staticmethod
-    def _nodes_known(
-        conn: psycopg.Connection[Any], snapshots: Sequence[NodeSnapshot]
-    ) -> dict[str, tuple[datetime, NodeOwner]]:
-        """The registered nodes of the batch: newest event time stored, site and vendor."""
-        nodes = sorted({s.node.node_id for s in snapshots})
-        rows = conn.execute(
-            "SELECT node_id, last_seen, site_id, vendor_id FROM nodes WHERE node_id = ANY(%s)", (nodes,)
-        ).fetchall()
-        return {r[0]: (r[1], NodeOwner(r[2], r[3])) for r in rows}
 
     def _forget(self) -> None:
         self._lifecycle.forget()

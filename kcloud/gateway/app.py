@@ -65,8 +65,12 @@ def _ensure_topics(settings: Settings) -> None:
 
 
 def _openapi(app: FastAPI) -> dict[str, Any]:
-    if app.openapi_schema:
-        return app.openapi_schema
+    """The OpenAPI document, built anew each time: a router module's `refresh_openapi()`, where it has one,
+    brings its examples up to date first (a snapshot example is only accepted with a current time)."""
+    for module, _ in ROUTERS:
+        refresh = getattr(importlib.import_module(module), "refresh_openapi", None)
+        if callable(refresh):
+            refresh()
     schema = get_openapi(title=app.title, version=app.version, description=app.description, routes=app.routes)
     snapshot = NodeSnapshot.model_json_schema(ref_template="#/components/schemas/{model}", mode="validation")
     components = schema.setdefault("components", {}).setdefault("schemas", {})

@@ -1,11 +1,13 @@
 """What one running gateway shares between requests: its settings, the database pool, the Kafka
-producer, the rate limiter and the metrics. Built when the app starts (`GatewayContext.open`), closed
-when it stops; handlers reach it through `context_of(request)`.
+producer, the rate limiter, the metrics and the registrations it has read (`kcloud.gateway.owners`).
+Built when the app starts (`GatewayContext.open`), closed when it stops; handlers reach it through
+`context_of(request)`.
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Collection
 from dataclasses import dataclass, field
 
 import psycopg
@@ -14,9 +16,11 @@ from psycopg_pool import PoolTimeout
 from starlette.requests import Request
 
 from kcloud.db.connect import Pool, create_pool, redact_url
+from kcloud.db.owners import Registrations
 from kcloud.gateway.limits import RateLimiter
 from kcloud.gateway.metrics import GatewayMetrics
 from kcloud.gateway.models import GatewayError
+from kcloud.gateway.owners import OwnerCache
 from kcloud.gateway.produce import KafkaGate
 from kcloud.gateway.registry import StoredToken, find_token
 from kcloud.settings import Settings
@@ -40,6 +44,8 @@ class GatewayContext:
     limiter: RateLimiter | None = None
     #: failed authentications per client address (token guessing): a burst, then one per second
     auth_failures: RateLimiter = field(default_factory=lambda: RateLimiter(rate_per_s=1.0, burst=20))
+    #: the registrations (node and device owners) read, kept a while
+    owners: OwnerCache = field(default_factory=OwnerCache)
 
     def open(self) -> None:
         """Open the database pool (in the background: the gateway starts even while PostgreSQL is away)
@@ -65,7 +71,7 @@ class GatewayContext:
         if self.pool is not None:
             self.pool.close()
 
-    def _unavailable(self, exc: Exception) -> GatewayError:
+    def _unavailable(self, exc: Exception, what: str = "the gateway cannot check the token now") -> GatewayError:
         lines = str(exc).strip().splitlines()
         why = f"{type(exc).__name__}: {lines[0]}" if lines else type(exc).__name__
         url = redact_url(self.settings.effective_database_url)
@@ -76,7 +82,7 @@ class GatewayContext:
         return GatewayError(
             503,
             "database_unavailable",
-            "the gateway cannot check the token now: its database is unavailable; try again later",
+            f"{what}: its database is unavailable; nothing was accepted, try again later",
             headers={"Retry-After": str(DB_RETRY_AFTER_S)},
         )
 
@@ -89,6 +95,17 @@ class GatewayContext:
                 return find_token(conn, token_id)
         except (psycopg.Error, PoolTimeout) as exc:
             raise self._unavailable(exc) from exc
+
+    def registrations(self, node_ids: Collection[str], device_uuids: Collection[str]) -> Registrations:
+        """Who owns the nodes and devices a push names (blocking; see `kcloud.gateway.owners`); a 503
+        `GatewayError` when the database does not answer: nothing is accepted unchecked."""
+        what = "the gateway cannot check who owns the pushed nodes and devices now"
+        if self.pool is None:
+            raise self._unavailable(RuntimeError("not started"), what)
+        try:
+            return self.owners.registrations(self.pool, node_ids, device_uuids)
+        except (psycopg.Error, PoolTimeout) as exc:
+            raise self._unavailable(exc, what) from exc
 
     def database_status(self) -> str:
         """`ok`, or why the database does not answer."""

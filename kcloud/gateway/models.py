@@ -36,7 +36,9 @@ class RejectedSnapshot(_SnapshotRef):
     """A snapshot that was not accepted, and why."""
 
     reason: str = Field(
-        description="Stable code: invalid_json, unknown_schema, invalid_field, vendor_mismatch, source_mismatch."
+        description="Stable code: invalid_json, unknown_schema, invalid_field, timestamp_out_of_range, "
+        "vendor_mismatch, source_mismatch, device_owned_by_other_vendor, node_owned_by_other_vendor, "
+        "node_at_other_site."
     )
     detail: str = Field(description="What is wrong and where (line and column, or the field path).")
 

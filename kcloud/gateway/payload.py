@@ -1,6 +1,8 @@
 """Reading a push body into snapshots: one JSON object (`application/json`) or one per line
 (`application/x-ndjson`), each validated against the wire contract (`kcloud.records.parse_snapshot`),
-then checked against the pushing token's vendor. Pure: no I/O, most unit tests call this.
+then checked against the pushing token's vendor, against who owns what it names (`kcloud.ownership`, the
+ingest's rule, given the registrations read) and against the accepted window of event times
+(`kcloud.timewindow`, the ingest's too). Pure: no I/O, most unit tests call this.
 
 Each snapshot keeps its position (index, and NDJSON line number) so that every rejection names where
 it was: `line 3, column 17: Expecting ',' delimiter`, or `devices.0.power_w: ...`.
@@ -13,13 +15,28 @@ Example:
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
+from datetime import datetime
 from typing import Any, Literal
 
+from kcloud import timewindow
 from kcloud.gateway.models import GatewayError, RejectedSnapshot
+from kcloud.ownership import NodeOwner, check
 from kcloud.records import InvalidSnapshot, NodeSnapshot, parse_snapshot
+from kcloud.timewindow import TimeWindow
 
-__all__ = ["NDJSON_TYPES", "BodyItem", "MediaKind", "Violation", "media_kind", "read_body", "vendor_violations"]
+__all__ = [
+    "NDJSON_TYPES",
+    "BodyItem",
+    "MediaKind",
+    "Violation",
+    "media_kind",
+    "outside_window",
+    "ownership_violations",
+    "read_body",
+    "vendor_violations",
+]
 
 MediaKind = Literal["json", "ndjson"]
 NDJSON_TYPES = ("application/x-ndjson", "application/ndjson", "application/jsonl", "application/json-seq")
@@ -52,10 +69,11 @@ class BodyItem:
 
 @dataclass(frozen=True)
 class Violation:
-    """A snapshot that speaks for another vendor than the token's."""
+    """A snapshot that speaks for another vendor than the token's (`vendor_mismatch`, `source_mismatch`), or
+    touches what another vendor owns or a node at another site (the reasons of `kcloud.ownership`)."""
 
     item: BodyItem
-    reason: Literal["vendor_mismatch", "source_mismatch"]
+    reason: str
     detail: str
 
 
@@ -98,8 +116,12 @@ def _peek(raw: bytes) -> tuple[str | None, int | None]:
     )
 
 
+def _where(line: int | None) -> str:
+    return f"line {line}" if line is not None else "body"
+
+
 def _parse(index: int, line: int | None, raw: bytes) -> BodyItem:
-    where = f"line {line}" if line is not None else "body"
+    where = _where(line)
     try:
         snap = parse_snapshot(raw)
     except InvalidSnapshot as exc:
@@ -165,3 +187,28 @@ def vendor_violations(items: list[BodyItem], vendor: str, token_id: str) -> list
                 )
             )
     return found
+
+
+def ownership_violations(
+    items: list[BodyItem], nodes: Mapping[str, NodeOwner], devices: Mapping[str, str]
+) -> list[Violation]:
+    """Parsed snapshots that name a device registered to another vendor, a node of another vendor or a node
+    registered at another site, given the registered `nodes` and device owners `devices` (the ingest's rule:
+    `kcloud.ownership.check`, the first claim in the request wins)."""
+    parsed = [i for i in items if i.snapshot is not None]
+    verdict = check([i.snapshot for i in parsed if i.snapshot is not None], nodes, devices)
+    return [Violation(parsed[index], reason, detail) for index, reason, detail in verdict.refused]
+
+
+def outside_window(items: list[BodyItem], window: TimeWindow, now: datetime) -> list[BodyItem]:
+    """`items`, with every parsed snapshot whose `collected_at` is outside `window` at `now` turned into a
+    refused one (reason `timestamp_out_of_range`, as the ingest would dead-letter it)."""
+    out: list[BodyItem] = []
+    for item in items:
+        snap = item.snapshot
+        why = window.problem(snap.collected_at, now) if snap is not None else None
+        if why is None:
+            out.append(item)
+        else:
+            out.append(replace(item, snapshot=None, reason=timewindow.REASON, detail=f"{_where(item.line)}: {why}"))
+    return out

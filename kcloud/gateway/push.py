@@ -3,40 +3,58 @@
 A request reads top to bottom as the pipeline it is: authenticate the token (role `vendor`) and take
 its rate-limit share, read the body up to `gateway_max_body_bytes`, split it into snapshots (one JSON
 object, or NDJSON), validate each against the wire contract, refuse the whole request (403) if any
-snapshot speaks for another vendor, then produce the valid snapshots to `kcloud.telemetry.v1`
-(key = node_id) and the invalid ones to `kcloud.deadletter.v1`, and answer 202 only once Kafka has
-acknowledged every record. Nothing accepted: 400 (a body that is not JSON) or 422 (snapshots that are
-not valid); Kafka away: 503 with `Retry-After`.
+snapshot speaks for another vendor, or names a device or node registered to another vendor or a node
+registered at another site (`kcloud.ownership`, the ingest's rule, on the registrations read once per
+request: `kcloud.gateway.owners`), refuse each snapshot dated outside the accepted window
+(`kcloud.timewindow`, the ingest's too: 422 `timestamp_out_of_range` when none is left), then produce the
+valid snapshots to `kcloud.telemetry.v1` (key = node_id) and the invalid ones to `kcloud.deadletter.v1`,
+and answer 202 only once Kafka has acknowledged every record. What the gateway accepts the ingest
+therefore never dead-letters for ownership (barring two vendors racing for a device nobody registered
+yet) or time. Nothing accepted: 400 (a body that is not JSON) or 422 (snapshots that are not valid);
+Kafka or the database away: 503 with `Retry-After`.
 """
 
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime, timedelta, timezone
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Request
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import ClientDisconnect
 
-from kcloud.gateway.audit import audit_of
+from kcloud.gateway.audit import AuditInfo, audit_of
 from kcloud.gateway.auth import AUTH_RESPONSES, Principal, require_role
-from kcloud.gateway.context import context_of
+from kcloud.gateway.context import GatewayContext, context_of
 from kcloud.gateway.models import AcceptedSnapshot, ErrorBody, GatewayError, PushResult, RejectedSnapshot
-from kcloud.gateway.payload import BodyItem, media_kind, read_body, vendor_violations
+from kcloud.gateway.payload import (
+    BodyItem,
+    Violation,
+    media_kind,
+    outside_window,
+    ownership_violations,
+    read_body,
+    vendor_violations,
+)
 from kcloud.gateway.produce import KafkaUnavailable, Record
 from kcloud.records import DeadLetter
+from kcloud.timewindow import TimeWindow
 from kcloud.topics import DEADLETTER, TELEMETRY
 
-__all__ = ["EXAMPLE_SNAPSHOT", "router"]
+__all__ = ["EXAMPLE_SNAPSHOT", "refresh_openapi", "router"]
 
 router = APIRouter(tags=["telemetry"])
 
-#: a valid snapshot of a FuriosaAI RNGD node (synthetic values): the example of the OpenAPI document
+_KST = timezone(timedelta(hours=9))
+
+#: a valid snapshot of a FuriosaAI RNGD node (synthetic values): the example of the OpenAPI document, dated
+#: when the document is served (`refresh_openapi`), since only a current `collected_at` is accepted
 EXAMPLE_SNAPSHOT: dict[str, Any] = {
     "schema": "kcloud.telemetry/1",
     "node": {"node_id": "rngd-node-01", "site_id": "kr-daejeon-1", "hostname": "rngd-node-01.example"},
     "source": "push:furiosa",
-    "collected_at": "2026-03-14T12:00:00+09:00",
+    "collected_at": datetime.now(_KST).replace(microsecond=0).isoformat(),
     "seq": 1,
     "devices": [
         {
@@ -60,7 +78,9 @@ _REQUEST_BODY: dict[str, Any] = {
         "description": (
             "One snapshot as JSON (`application/json`), or many as NDJSON (`application/x-ndjson`: one JSON "
             "snapshot per line). Every device must be of the token's vendor, and `source` must be "
-            "`push:<vendor>`."
+            "`push:<vendor>`. `collected_at` must be the time of the reading: at most `KCLOUD_MAX_CLOCK_AHEAD_S` "
+            "(300 s by default) ahead of the gateway's clock and at most `KCLOUD_MAX_BACKFILL_DAYS` (7 by "
+            "default) behind it, so send the example with the current time."
         ),
         "content": {
             "application/json": {
@@ -80,13 +100,24 @@ _RESPONSES: dict[int | str, dict[str, Any]] = {
     400: {"model": ErrorBody, "description": "The body is empty or not JSON; the position of the error is named."},
     403: {
         "model": ErrorBody,
-        "description": "A snapshot has a device of another vendor (or a foreign `source`), or the token is not a "
-        "vendor token; nothing was accepted.",
+        "description": "A snapshot has a device of another vendor (or a foreign `source`), names a device or "
+        "node registered to another vendor or a node registered at another site, or the token is not a vendor "
+        "token; nothing was accepted.",
     },
     413: {"model": ErrorBody, "description": "The body is larger than allowed, or holds too many snapshots."},
     415: {"model": ErrorBody, "description": "The Content-Type is neither JSON nor NDJSON."},
-    422: {"model": ErrorBody, "description": "No snapshot of the request is valid; each rejection says why."},
+    422: {
+        "model": ErrorBody,
+        "description": "No snapshot of the request is valid (e.g. `timestamp_out_of_range`: dated outside the "
+        "accepted window); each rejection says why.",
+    },
 }
+
+
+def refresh_openapi() -> None:
+    """Date the documented example now (called each time the OpenAPI document is built)."""
+    EXAMPLE_SNAPSHOT["collected_at"] = datetime.now(_KST).replace(microsecond=0).isoformat()
+    _REQUEST_BODY["requestBody"]["content"]["application/x-ndjson"]["example"] = json.dumps(EXAMPLE_SNAPSHOT) + "\n"
 
 
 async def _read_limited(request: Request, limit: int) -> bytes:
@@ -155,16 +186,16 @@ async def push_telemetry(request: Request, who: Annotated[Principal, Depends(req
 
     violations = vendor_violations(items, who.vendor, who.token_id)
     if violations:
-        audit.rejected = len(items)
-        ctx.metrics.snapshots.labels(vendor=who.vendor, outcome="rejected").inc(len(items))
-        first = violations[0]
-        raise GatewayError(
-            403,
-            first.reason,
-            f"gateway: refused all {len(items)} snapshot(s) from token {who.token_id}: {len(violations)} speak for "
-            f"another vendor; snapshot {first.item.index}: {first.detail}",
-            rejected=[v.item.rejected(v.reason, v.detail) for v in violations],
+        raise _refused(items, violations, who, ctx, audit=audit, why="speak for another vendor")
+    parsed = [i.snapshot for i in items if i.snapshot is not None]
+    if parsed:
+        regs = await run_in_threadpool(
+            ctx.registrations, {s.node.node_id for s in parsed}, {d.device_uuid for s in parsed for d in s.devices}
         )
+        violations = ownership_violations(items, regs.nodes, regs.devices)
+        if violations:
+            raise _refused(items, violations, who, ctx, audit=audit, why=_FOREIGN)
+    items = outside_window(items, TimeWindow.from_settings(settings), datetime.now(UTC))
 
     good = [i for i in items if i.snapshot is not None]
     bad = [i for i in items if i.snapshot is None]
@@ -201,6 +232,31 @@ async def push_telemetry(request: Request, who: Annotated[Principal, Depends(req
         if i.snapshot is not None
     ]
     return PushResult(message=_summary(len(accepted), rejected, who), accepted=accepted, rejected=rejected)
+
+
+_FOREIGN = "name what another vendor owns or a node at another site"
+
+
+def _refused(
+    items: list[BodyItem],
+    violations: list[Violation],
+    who: Principal,
+    ctx: GatewayContext,
+    *,
+    audit: AuditInfo,
+    why: str,
+) -> GatewayError:
+    """The 403 refusing the whole request (nothing of it goes to Kafka), audited and counted."""
+    audit.rejected = len(items)
+    ctx.metrics.snapshots.labels(vendor=who.vendor, outcome="rejected").inc(len(items))
+    first = violations[0]
+    return GatewayError(
+        403,
+        first.reason,
+        f"gateway: refused all {len(items)} snapshot(s) from token {who.token_id}: {len(violations)} {why}; "
+        f"snapshot {first.item.index}: {first.detail}",
+        rejected=[v.item.rejected(v.reason, v.detail) for v in violations],
+    )
 
 
 def _nothing_accepted(rejected: list[RejectedSnapshot], who: Principal) -> GatewayError:

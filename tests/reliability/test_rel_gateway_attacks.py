@@ -1,26 +1,34 @@
 """The vendor gateway under a hand-written attack list: SQL injection in every string field, path
 traversal, oversized headers, a slow-body client, token brute force and cross-vendor pushes. Nothing gets
-a 5xx, no vendor can write as another, and the gateway keeps serving honest clients throughout."""
+a 5xx, no vendor can write as another, and the gateway keeps serving honest clients throughout. And,
+with a real stream worker behind it, a furiosa token pushing what rebellions owns (its devices, its
+nodes, with or without devices), moving nodes to another site, or dating snapshots far ahead or long ago
+is refused up front (403, or 422 per snapshot), so that every sample stored is its owner's."""
 
 from __future__ import annotations
 
 import copy
+import json
 import socket
 import time
 from collections import Counter
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import httpx
+import psycopg
 import pytest
 from gateway_helpers import GatewayProcess, audit_rows, consume, issue, ndjson, snapshot
-from reliability_helpers import record_figures
+from pipeline_helpers import scalar, wait_until
+from reliability_helpers import count_samples, record_figures, start_worker
 
 from infra.kafka import KafkaService
 from kcloud.db.migrate import migrate
-from kcloud.records import parse_snapshot
+from kcloud.records import DeadLetter, parse_snapshot
 from kcloud.settings import Settings
-from kcloud.topics import TELEMETRY
+from kcloud.topics import DEADLETTER, TELEMETRY
 
 pytestmark = pytest.mark.reliability
 
@@ -193,3 +201,172 @@ def test_an_abandoned_slow_body_is_not_audited_as_a_server_error(
     time.sleep(1.0)
     audited = Counter(r["status"] for r in audit_rows(test_settings))
     assert audited[202] == 1 and not any(code >= 500 for code in audited), dict(audited)
+
+
+def _owned_by(doc: dict[str, Any], uuid: str) -> dict[str, Any]:
+    doc["devices"][0]["device_uuid"] = uuid
+    return doc
+
+
+def _at(doc: dict[str, Any], when: datetime) -> dict[str, Any]:
+    doc["collected_at"] = when.isoformat()
+    return doc
+
+
+def _ownership_attacks(now: datetime) -> list[tuple[str, list[dict[str, Any]], int]]:
+    """(attack class, the snapshots of one furiosa request, the status it must get)."""
+    stolen = [f"rebellions-atom-node-{n}-{i}" for n in range(2) for i in range(2)]
+    attacks: list[tuple[str, list[dict[str, Any]], int]] = []
+    for k, uuid in enumerate(stolen):  # a rebellions card on a new furiosa node, or on a registered one
+        node = f"rngd-thief-{k}" if k % 2 == 0 else "rngd-node-0"
+        attacks.append(("foreign_device_uuid", [_owned_by(snapshot(node, seq=200 + k), uuid)], 403))
+    for n in range(2):  # a rebellions node, with furiosa devices and with none
+        attacks.append(("foreign_node_id", [snapshot(f"atom-node-{n}", seq=210 + n)], 403))
+        attacks.append(("foreign_node_id_no_devices", [snapshot(f"atom-node-{n}", seq=212 + n, devices=0)], 403))
+    for n in range(2):  # its own node, and a rebellions node, moved to another site
+        attacks.append(("re_site_node", [snapshot(f"rngd-node-{n}", seq=220 + n, site_id="site-elsewhere")], 403))
+    attacks.append(("re_site_node", [snapshot("atom-node-0", seq=222, site_id="site-elsewhere")], 403))
+    # one honest snapshot beside a stolen card: the whole request is refused
+    attacks.append(
+        (
+            "honest_beside_foreign",
+            [snapshot("rngd-node-1", seq=230), _owned_by(snapshot("rngd-x", seq=230), stolen[0])],
+            403,
+        )
+    )
+    for k, when in enumerate(
+        [
+            now + timedelta(seconds=330),
+            now + timedelta(hours=2),
+            now + timedelta(days=1),
+            datetime(2100, 1, 1, tzinfo=UTC),
+        ]
+    ):
+        attacks.append(("far_future_collected_at", [_at(snapshot("rngd-node-0", seq=240 + k), when)], 422))
+    for k, when in enumerate(
+        [now - timedelta(days=7, minutes=5), now - timedelta(days=401), datetime(2000, 1, 1, tzinfo=UTC)]
+    ):
+        attacks.append(("ancient_collected_at", [_at(snapshot("rngd-node-1", seq=250 + k), when)], 422))
+    return attacks
+
+
+def test_ownership_and_time_attacks_are_refused_and_only_owners_samples_are_stored(
+    rel_settings: Settings, tmp_path: Path
+) -> None:
+    settings = rel_settings
+    gw = GatewayProcess(settings, tmp_path / "gateway.log").start()
+    worker = start_worker(settings, tmp_path)
+    url = settings.effective_database_url
+    tokens = {"furiosa": issue(settings, "furiosa"), "rebellions": issue(settings, "rebellions")}
+    honest: list[dict[str, Any]] = []
+    sent = accepted = refused = requests = 0
+    statuses: dict[str, Counter[int]] = {}
+    reasons: Counter[str] = Counter()
+
+    def push(vendor: str, docs: list[dict[str, Any]]) -> httpx.Response:
+        nonlocal sent, accepted, refused, requests
+        answer = gw.push(tokens[vendor], ndjson(*docs))
+        requests += 1
+        sent += len(docs)
+        if answer.status_code == 202:
+            accepted += len(answer.json()["accepted"])
+        # a 403 refuses the whole request; a 202 or 422 lists each refused snapshot
+        refused += len(docs) if answer.status_code == 403 else len(answer.json().get("rejected", []))
+        reasons.update(r["reason"] for r in answer.json().get("rejected", []))
+        time.sleep(0.06)  # inside the token's rate limit
+        return answer
+
+    def honest_tick(seq: int) -> None:
+        for vendor, prefix in (("rebellions", "atom-node"), ("furiosa", "rngd-node")):
+            docs = [snapshot(f"{prefix}-{n}", seq=seq, vendor=vendor) for n in range(2)]
+            answer = push(vendor, docs)
+            assert answer.status_code == 202, answer.text
+            honest.extend(docs)
+
+    try:
+        for seq in range(1, 4):
+            honest_tick(seq)
+        devices_sent = sum(len(d["devices"]) for d in honest)
+        wait_until(lambda: scalar(url, "SELECT count(*) FROM device_samples") >= devices_sent, 90, "first ticks stored")
+        attacks = _ownership_attacks(datetime.now(UTC))
+        for k, (name, docs, _) in enumerate(attacks):
+            answer = push("furiosa", docs)
+            statuses.setdefault(name, Counter())[answer.status_code] += 1
+            if k % 4 == 3:
+                honest_tick(4 + k // 4)
+        # an honest snapshot beside a far-future one: the honest one is accepted, the other refused
+        mixed = [
+            snapshot("rngd-node-0", seq=300),
+            _at(snapshot("rngd-node-1", seq=300), datetime.now(UTC) + timedelta(hours=3)),
+        ]
+        answer = push("furiosa", mixed)
+        statuses["honest_beside_far_future"] = Counter([answer.status_code])
+        honest.append(mixed[0])
+        samples_sent = sum(len(d["devices"]) for d in honest)
+        wait_until(
+            lambda: scalar(url, "SELECT count(*) FROM device_samples") >= samples_sent, 90, "honest ticks stored"
+        )
+        time.sleep(2.0)  # anything wrongly accepted would be stored by now
+        counters = worker.counters()
+    finally:
+        worker.stop()
+        gw.stop()
+
+    counted = count_samples(url, [parse_snapshot(json.dumps(d)) for d in honest])
+    with psycopg.connect(url) as conn:
+        wrong_devices = conn.execute(
+            "SELECT count(*) FROM devices d WHERE d.device_uuid NOT LIKE d.vendor_id || '-%'"
+            " OR d.node_id LIKE 'rngd-thief-%' OR d.node_id = 'rngd-x'"
+            " OR d.vendor_id <> (CASE WHEN d.node_id LIKE 'atom-%' THEN 'rebellions' ELSE 'furiosa' END)"
+        ).fetchone()
+        nodes = conn.execute("SELECT node_id, site_id, vendor_id FROM nodes ORDER BY node_id").fetchall()
+        wrong_samples = conn.execute(
+            "SELECT count(*) FROM device_samples s JOIN devices d USING (device_id) JOIN nodes n USING (node_id)"
+            " WHERE n.vendor_id IS DISTINCT FROM d.vendor_id"
+        ).fetchone()
+    letters = [DeadLetter.model_validate_json(v) for _, v in consume(settings, settings.topic(DEADLETTER), 100, 10)]
+    on_topic = consume(settings, settings.topic(TELEMETRY), 10_000, 10)
+    audit = audit_rows(settings)
+    expected = {name: Counter({code: sum(1 for n, _, _ in attacks if n == name)}) for name, _, code in attacks}
+    record_figures(
+        "gateway_ownership_attacks",
+        {
+            "requests": requests,
+            "snapshots_sent": sent,
+            "snapshots_accepted": accepted,
+            "snapshots_refused": refused,
+            "status_codes": {k: dict(v) for k, v in statuses.items()},
+            "refusal_reasons": dict(reasons),
+            "records_on_topic": len(on_topic),
+            "dead_letters": dict(Counter(f"{d.stage}: {d.reason}" for d in letters)),
+            "worker_deadlettered": counters.get("deadlettered"),
+            "samples": {
+                "sent": counted.sent,
+                "stored": counted.stored,
+                "duplicated": counted.duplicated,
+                "lost": counted.lost,
+                "unexpected": counted.unexpected,
+            },
+            "wrong_devices": wrong_devices[0] if wrong_devices else None,
+            "wrong_samples": wrong_samples[0] if wrong_samples else None,
+            "audit_rows": len(audit),
+        },
+    )
+    assert {k: v for k, v in statuses.items() if k in expected} == expected, statuses
+    assert statuses["honest_beside_far_future"] == Counter({202: 1})
+    assert sent == accepted + refused, (sent, accepted, refused)
+    assert accepted == len(honest) == len(on_topic), (accepted, len(honest), len(on_topic))
+    assert (counted.stored, counted.duplicated, counted.lost, counted.unexpected) == (counted.sent, 0, 0, 0), counted
+    assert wrong_devices == (0,) and wrong_samples == (0,)
+    assert nodes == [
+        ("atom-node-0", "site-gw", "rebellions"),
+        ("atom-node-1", "site-gw", "rebellions"),
+        ("rngd-node-0", "site-gw", "furiosa"),
+        ("rngd-node-1", "site-gw", "furiosa"),
+    ]
+    time_refused = sum(len(docs) for name, docs, _ in attacks if name.endswith("_collected_at")) + 1
+    assert Counter((d.stage, d.reason) for d in letters) == Counter(
+        {("gateway", "timestamp_out_of_range"): time_refused}
+    )
+    assert counters.get("deadlettered") == 0, "the ingest dead-lettered what the gateway accepted"
+    assert len(audit) == requests and {r["status"] for r in audit} == {202, 403, 422}

@@ -1,5 +1,6 @@
 """Helpers of the gateway integration tests: a `kcloud gateway` child process on a free port, snapshot
-builders, and a reader of what really arrived on a Kafka topic."""
+builders (dated a little before now: the gateway refuses times outside the accepted window), a way to
+register nodes and devices as the ingest does, and a reader of what really arrived on a Kafka topic."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ import signal
 import socket
 import subprocess
 import time
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -17,8 +18,10 @@ from kafka import KafkaConsumer
 
 from kcloud.db.connect import connect
 from kcloud.gateway.registry import create_token
+from kcloud.records import parse_snapshot
 from kcloud.settings import Settings
 from streams.launcher import settings_env
+from streams.sink import SampleSink
 
 ROOT = Path(__file__).resolve().parents[3]
 KCLOUD = ROOT / ".venv" / "bin" / "kcloud"
@@ -30,8 +33,13 @@ __all__ = [
     "consume",
     "issue",
     "ndjson",
+    "register",
     "snapshot",
+    "snapshot_time",
 ]
+
+#: the instant of seq 0: an hour before the tests started, on a whole minute (seq n is n seconds later)
+BASE_TIME = (datetime.now(UTC) - timedelta(hours=1)).replace(second=0, microsecond=0)
 
 
 def _free_port() -> int:
@@ -95,15 +103,27 @@ def issue(settings: Settings, vendor: str, role: str = "vendor") -> str:
         return create_token(conn, vendor, role=role, label="test").text
 
 
+def snapshot_time(seq: int) -> datetime:
+    """The `collected_at` of `snapshot(..., seq=seq)`: distinct seqs (below 3,600) are distinct instants, all
+    inside the accepted window (at most an hour old, never ahead)."""
+    return BASE_TIME + timedelta(seconds=seq % 3600)
+
+
 def snapshot(
-    node_id: str, seq: int = 1, vendor: str = "furiosa", devices: int = 2, source: str | None = None
+    node_id: str,
+    seq: int = 1,
+    vendor: str = "furiosa",
+    devices: int = 2,
+    source: str | None = None,
+    *,
+    site_id: str = "site-gw",
 ) -> dict[str, Any]:
-    """A valid snapshot (synthetic values) of `devices` accelerators of `vendor`."""
+    """A valid snapshot (synthetic values) of `devices` accelerators of `vendor`, dated `snapshot_time(seq)`."""
     return {
         "schema": "kcloud.telemetry/1",
-        "node": {"node_id": node_id, "site_id": "site-gw", "hostname": f"{node_id}.example"},
+        "node": {"node_id": node_id, "site_id": site_id, "hostname": f"{node_id}.example"},
         "source": source or f"push:{vendor}",
-        "collected_at": datetime(2026, 3, 14, 12, 0, seq % 60, tzinfo=UTC).isoformat(),
+        "collected_at": snapshot_time(seq).isoformat(),
         "seq": seq,
         "devices": [
             {
@@ -119,6 +139,17 @@ def snapshot(
             for i in range(devices)
         ],
     }
+
+
+def register(settings: Settings, *snaps: dict[str, Any]) -> None:
+    """Store `snaps` as the stream ingest does (`streams.sink`): their nodes and devices are then registered
+    to the vendor and site they name."""
+    sink = SampleSink(settings)
+    try:
+        result = sink.write([parse_snapshot(json.dumps(s)) for s in snaps])
+    finally:
+        sink.close()
+    assert not result.refused, result.refused
 
 
 def ndjson(*snaps: dict[str, Any]) -> bytes:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from datetime import UTC, datetime
 from typing import Annotated
 
 import httpx
@@ -17,6 +18,7 @@ from kcloud.gateway.cli import gateway_app, vendor_app
 from kcloud.gateway.push import EXAMPLE_SNAPSHOT
 from kcloud.records import parse_snapshot
 from kcloud.settings import Settings
+from kcloud.timewindow import TimeWindow
 
 
 def _get(app: FastAPI, path: str) -> httpx.Response:
@@ -38,9 +40,15 @@ def test_openapi_documents_every_answer_of_a_push_with_retry_after_where_it_is_s
     assert spec["components"]["schemas"]["NodeSnapshot"]["properties"]["schema"]["const"] == "kcloud.telemetry/1"
 
 
-def test_the_documented_example_is_a_valid_snapshot() -> None:
+def test_the_documented_example_is_a_valid_snapshot_dated_inside_the_window_when_served() -> None:
     snap = parse_snapshot(json.dumps(EXAMPLE_SNAPSHOT))
     assert snap.source == "push:furiosa" and {d.vendor for d in snap.devices} == {"furiosa"}
+    settings = Settings()
+    served = _get(create_app(settings), "/openapi.json").json()
+    content = served["paths"]["/v1/telemetry"]["post"]["requestBody"]["content"]
+    for example in (content["application/json"]["example"], json.loads(content["application/x-ndjson"]["example"])):
+        at = parse_snapshot(json.dumps(example)).collected_at
+        assert TimeWindow.from_settings(settings).problem(at, datetime.now(UTC)) is None, example["collected_at"]
 
 
 def test_require_role_lets_the_role_through_and_refuses_others_with_403() -> None:

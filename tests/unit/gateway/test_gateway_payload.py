@@ -1,15 +1,19 @@
-"""Reading a push body: every snapshot keeps its position, every refusal names where and why, and a
-snapshot speaking for another vendor is found."""
+"""Reading a push body: every snapshot keeps its position, every refusal names where and why, a
+snapshot speaking for another vendor or naming what another vendor owns is found, and a time outside
+the accepted window is refused by itself."""
 
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
 
 from kcloud.gateway.models import GatewayError
-from kcloud.gateway.payload import media_kind, read_body, vendor_violations
+from kcloud.gateway.payload import media_kind, outside_window, ownership_violations, read_body, vendor_violations
+from kcloud.ownership import NodeOwner
+from kcloud.timewindow import TimeWindow
 
 
 def snap(node_id: str = "n1", vendor: str = "furiosa", source: str | None = None, devices: int = 1) -> dict[str, Any]:
@@ -100,3 +104,47 @@ def test_other_content_types_get_415_naming_what_is_accepted(content_type: str |
     with pytest.raises(GatewayError) as err:
         media_kind(content_type)
     assert err.value.status == 415 and "application/x-ndjson" in err.value.message
+
+
+def test_what_another_vendor_owns_is_found_with_the_ingests_rule_and_named() -> None:
+    items = read_body(
+        lines(snap("mine"), snap("theirs"), snap("empty", devices=0), snap("moved"), snap("stolen")), "ndjson", 10
+    )
+    nodes = {
+        "theirs": NodeOwner("s1", "rebellions"),
+        "empty": NodeOwner("s1", "rebellions"),
+        "moved": NodeOwner("s2", "furiosa"),
+    }
+    found = ownership_violations(items, nodes, {"stolen-0": "rebellions", "mine-0": "furiosa"})
+    assert [(v.item.line, v.reason) for v in found] == [
+        (2, "node_owned_by_other_vendor"),
+        (3, "node_owned_by_other_vendor"),
+        (4, "node_at_other_site"),
+        (5, "device_owned_by_other_vendor"),
+    ]
+    assert "'stolen-0'" in found[3].detail and "'rebellions'" in found[3].detail
+    assert ownership_violations(items[:1], nodes, {"mine-0": "furiosa"}) == []
+
+
+def test_times_outside_the_window_are_refused_each_and_the_others_stand() -> None:
+    now = datetime(2026, 12, 7, 12, 0, tzinfo=UTC)
+    window = TimeWindow(max_ahead=timedelta(seconds=300), max_behind=timedelta(days=7))
+    docs = []
+    for node, at in [
+        ("ahead-in", now + timedelta(seconds=299)),
+        ("ahead-out", now + timedelta(seconds=301)),
+        ("behind-in", now - timedelta(days=7) + timedelta(seconds=1)),
+        ("behind-out", now - timedelta(days=7, seconds=1)),
+    ]:
+        doc = snap(node)
+        doc["collected_at"] = at.isoformat()
+        docs.append(doc)
+    items = outside_window(read_body(lines(*docs), "ndjson", 10), window, now)
+    assert [(i.node_id, i.snapshot is not None, i.reason) for i in items] == [
+        ("ahead-in", True, None),
+        ("ahead-out", False, "timestamp_out_of_range"),
+        ("behind-in", True, None),
+        ("behind-out", False, "timestamp_out_of_range"),
+    ]
+    assert items[1].detail is not None and items[1].detail.startswith("line 2: ")
+    assert items[3].rejected().reason == "timestamp_out_of_range"

@@ -5,16 +5,17 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
+from kcloud.ownership import speaker
 from kcloud.records import DeviceSample, NodeSnapshot
 from streams.ownership import NodeOwner, check, snapshot_vendor
 
 AT = datetime(2026, 12, 1, 9, 0, tzinfo=UTC)
 
 
-def _snap(node: str, vendor: str, *uuids: str, site: str = "s1") -> NodeSnapshot:
+def _snap(node: str, vendor: str, *uuids: str, site: str = "s1", source: str = "sim") -> NodeSnapshot:
     return NodeSnapshot(
         node={"node_id": node, "site_id": site},
-        source="sim",
+        source=source,
         collected_at=AT,
         seq=0,
         devices=[DeviceSample(device_uuid=u, vendor=vendor, kind="npu") for u in uuids],
@@ -64,3 +65,13 @@ def test_an_unbound_node_is_bound_by_its_first_single_vendor_snapshot() -> None:
     assert snapshot_vendor(mixed) is None
     verdict = check([_snap("e", "nvidia"), mixed, _snap("e", "furiosa", "c")], {}, {})
     assert verdict.refused == [] and verdict.node_vendors == {"e": "furiosa", "m": None}
+
+
+def test_a_snapshot_with_no_devices_speaks_for_the_vendor_of_its_push_source() -> None:
+    nodes = {"n1": NodeOwner("s1", "rebellions")}
+    empty = [_snap("n1", "furiosa", source=s) for s in ("push:furiosa", "push:rebellions", "sim")]
+    assert [speaker(s) for s in empty] == ["furiosa", "rebellions", None]
+    verdict = check(empty, nodes, {})
+    assert [(i, r) for i, r, _ in verdict.refused] == [(0, "node_owned_by_other_vendor")]
+    assert "'push:furiosa'" in verdict.refused[0][2]
+    assert verdict.node_vendors == {"n1": "rebellions"}
