@@ -126,37 +126,74 @@ _NUMBERS: dict[str, list[Any]] = {
 }
 
 
+ATTACKS = [
+    "number",
+    "identifier",
+    "time",
+    "other_device",
+    "other_node",
+    "other_site",
+    "vendor_field",
+    "throughput",
+    "none",
+]
+_ID_FIELDS = ["node_id", "site_id", "hostname", "device_uuid", "model"]
+
+
 @st.composite
-def hostile(draw: st.DrawFn, window: TimeWindow, clock: Clock) -> bytes:
-    """One snapshot a hostile furiosa client might send, as the bytes it sends."""
+def hostile(draw: st.DrawFn, window: TimeWindow, clock: Clock) -> tuple[str, bytes]:
+    """One snapshot a hostile furiosa client might send: an honest one with one thing changed (the attack
+    class, and the bytes sent)."""
     now = datetime.now(UTC)
-    edges = {
-        "recent": now - timedelta(minutes=10),
-        "ahead_inside": now + window.max_ahead - timedelta(seconds=60),
-        "ahead_outside": now + window.max_ahead + timedelta(seconds=60),
-        "far_future": now + timedelta(minutes=55),
-        "behind_inside": now - window.max_behind + timedelta(hours=1),
-        "behind_outside": now - window.max_behind - timedelta(hours=1),
-    }
-    at: datetime | str = edges[draw(st.sampled_from(sorted(edges)))] + clock.tick()
-    if draw(st.integers(0, 9)) == 0:
-        at = draw(st.sampled_from(["9999-12-31T23:59:59-14:00", "0001-01-01T00:00:00Z", "2026-13-40T00:00:00Z", ""]))
-    node = draw(st.sampled_from([*OWN_NODES, *VICTIM_NODES, "fur-new-node", *ODD_IDS]))
-    site = draw(st.sampled_from([SITE, VICTIM_SITE, "site-elsewhere", *ODD_IDS[:3]]))
-    devices: list[dict[str, Any]] = []
-    for uuid in draw(st.lists(st.sampled_from([*OWN_DEVICES, *VICTIM_DEVICES, *ODD_IDS]), max_size=4, unique=True)):
-        vendor = draw(st.sampled_from(["furiosa", "furiosa", "furiosa", "rebellions", "Furiosa", "furiosa\u200b"]))
-        numbers = {k: draw(st.sampled_from(v)) for k, v in _NUMBERS.items() if draw(st.booleans())}
-        numbers = {k: v for k, v in numbers.items() if v is not None}
-        devices.append(_device(uuid, vendor, **numbers))
-    if devices and draw(st.booleans()):
+    node, site = draw(st.sampled_from(OWN_NODES)), SITE
+    uuids = draw(st.lists(st.sampled_from(OWN_DEVICES), max_size=3, unique=True))
+    devices = [_device(u, "furiosa") for u in uuids]
+    at: datetime | str = now - timedelta(minutes=3)
+    attack = draw(st.sampled_from(ATTACKS))
+    if attack == "number" and devices:
+        key = draw(st.sampled_from(sorted(_NUMBERS)))
+        value = draw(st.sampled_from(_NUMBERS[key]))
+        if value is None:
+            del devices[0][key]
+        else:
+            devices[0][key] = value
+    elif attack == "identifier":
+        where, odd = draw(st.sampled_from(_ID_FIELDS)), draw(st.sampled_from(ODD_IDS))
+        if where == "node_id":
+            node = odd
+        elif where == "site_id":
+            site = odd
+        elif devices:
+            devices[0][where] = odd
+    elif attack == "time":
+        edges = {
+            "ahead_inside": now + window.max_ahead - timedelta(seconds=60),
+            "ahead_outside": now + window.max_ahead + timedelta(seconds=60),
+            "far_future": now + timedelta(minutes=55),
+            "behind_inside": now - window.max_behind + timedelta(hours=1),
+            "behind_outside": now - window.max_behind - timedelta(hours=1),
+        }
+        at = edges[draw(st.sampled_from(sorted(edges)))]
+        if draw(st.integers(0, 4)) == 0:
+            at = draw(st.sampled_from(["9999-12-31T23:59:59-14:00", "0001-01-01T00:00:00Z", "2026-13-40T00:00:00Z"]))
+    elif attack == "other_device":
+        devices.append(_device(draw(st.sampled_from(VICTIM_DEVICES)), "furiosa"))
+    elif attack == "other_node":
+        node = draw(st.sampled_from(VICTIM_NODES))
+    elif attack == "other_site":
+        site = draw(st.sampled_from([VICTIM_SITE, "site-elsewhere"]))
+    elif attack == "vendor_field" and devices:
+        devices[0]["vendor"] = draw(st.sampled_from(["rebellions", "Furiosa", "furiosa\u200b", "nvidia"]))
+    elif attack == "throughput" and devices:
         devices[0]["throughput"] = {
             "value": draw(st.sampled_from([0.0, 1e9, 1e9 + 1, 1e39, -1.0])),
-            "unit": draw(st.sampled_from(["tokens/s", "img/s", "x" * 100, "\u202eunit"])),
+            "unit": draw(st.sampled_from(["tokens/s", "x" * 100, "\u202eunit"])),
             "workload": draw(st.sampled_from(["llm", "w" * 200, "\ufeffw", "video-transcode"])),
         }
-    seq = draw(st.sampled_from([1, 0, -1, 2**63, 2**31]))
-    return json.dumps(_doc(node, site, at, devices, seq)).encode()
+    if isinstance(at, datetime):
+        at += clock.tick()
+    seq = draw(st.sampled_from([1, 1, 1, 0, -1, 2**63, 2**31]))
+    return attack, json.dumps(_doc(node, site, at, devices, seq)).encode()
 
 
 def _honest(i: int, clock: Clock) -> bytes:
@@ -267,13 +304,16 @@ def test_generated_hostile_pushes_never_break_the_evidence(
         devices = [_device(u, "rebellions", kind="npu") for u in VICTIM_DEVICES[2 * n : 2 * n + 2]]
         body = json.dumps(_doc(node, VICTIM_SITE, victim_at + clock.tick(), devices, 1, vendor="rebellions")).encode()
         assert _push(gw, rebellions, body).status_code == 202
-    consumed = _wait_drained(worker, len(VICTIM_NODES))["messages"]
+    for n in range(len(OWN_NODES)):  # and furiosa its own, at its site
+        assert _push(gw, furiosa, _honest(n, clock)).status_code == 202
+    consumed = _wait_drained(worker, len(VICTIM_NODES) + len(OWN_NODES))["messages"]
     deadline = time.monotonic() + 60
     while not _victim_state(url)[0] or len(_victim_state(url)[0]) < len(VICTIM_DEVICES):
         assert time.monotonic() < deadline, "the victim's registration was not stored"
         time.sleep(0.3)
     victim_before = _victim_state(url)
     totals: Counter[str] = Counter()
+    classes: Counter[tuple[str, int]] = Counter()
     runs: list[dict[str, Any]] = []
 
     @hsettings(
@@ -284,17 +324,18 @@ def test_generated_hostile_pushes_never_break_the_evidence(
         database=None,
         suppress_health_check=list(HealthCheck),
     )
-    @given(st.lists(hostile(window, clock), min_size=25, max_size=40))
-    def run(batch: list[bytes]) -> None:
+    @given(st.lists(hostile(window, clock), min_size=30, max_size=45))
+    def run(batch: list[tuple[str, bytes]]) -> None:
         nonlocal consumed
         seen = Ledger()
         before = worker.counters()
-        for i, body in enumerate(batch):
+        for i, (attack, body) in enumerate(batch):
             bodies = [body] + ([_honest(i, clock)] if i % 3 == 0 else [])
             for k, one in enumerate(bodies):
                 answer = _push(gw, furiosa, one)
                 seen.sent += 1
                 seen.statuses[answer.status_code] += 1
+                classes[attack if k == 0 else "honest", answer.status_code] += 1
                 assert answer.status_code < 500, (answer.status_code, answer.text, one[:300])
                 if answer.status_code == 202:
                     snap = parse_snapshot(one)  # what the gateway accepted must pass the contract
@@ -333,5 +374,9 @@ def test_generated_hostile_pushes_never_break_the_evidence(
         runs.append({"sent": seen.sent, "stored": valid, "dead_lettered": dead, "refused": seen.refused})
 
     run()
-    record_figures("hostile_property", {"runs": runs, "totals": dict(totals), "victim_samples": victim_before[0]})
-    assert totals["stored"] > 0 and totals["refused"] > 0
+    by_class = {f"{attack} -> {code}": n for (attack, code), n in sorted(classes.items())}
+    record_figures("hostile_property", {"runs": runs, "totals": dict(totals), "by_class": by_class})
+    # the generated runs met every class, and both outcomes (not everything refused, not everything accepted)
+    assert {a for a, _ in classes} >= {*ATTACKS, "honest"}, sorted(classes)
+    assert classes["other_device", 403] and classes["other_node", 403] and classes["other_site", 403], by_class
+    assert totals["stored"] > totals["sent"] // 3 and totals["refused"] > 0, dict(totals)
