@@ -406,7 +406,7 @@ class DeploymentEvent(BaseModel):
     details: dict[str, Any] = Field(default_factory=dict)
 
 
-AlertRule = Literal["node_silent", "temp_high", "health_failed", "ecc_rising"]
+AlertRule = Literal["node_silent", "temp_high", "health_failed", "ecc_rising", "site_stalled", "fleet_stalled"]
 
 
 class AlertMessage(BaseModel):
@@ -418,8 +418,8 @@ class AlertMessage(BaseModel):
     fingerprint: str
     rule: AlertRule
     severity: Literal["info", "warning", "critical"]
-    node_id: Ident
-    site_id: Ident
+    node_id: Ident | None = None  # None: an alert about a site or the fleet, not one node
+    site_id: Ident | None = None  # None: an alert about the whole fleet
     device_uuid: str | None = None
     vendor: str | None = None
     summary: str

@@ -31,6 +31,8 @@ SEVERITY: dict[str, Literal["warning", "critical"]] = {
     "temp_high": "warning",
     "health_failed": "critical",
     "ecc_rising": "critical",
+    "site_stalled": "warning",
+    "fleet_stalled": "critical",
 }
 TEMP_HYSTERESIS_C = 3.0
 

@@ -22,6 +22,7 @@ from streams.ingest import IngestProcessor, RawMessage
 from streams.progress import PartitionProgress
 from streams.refresh import RefreshBusyError, RollupRefresher
 from streams.sink import SampleSink, WriteResult
+from streams.stall import FLEET, StallWatch
 
 __all__ = ["create_app", "run_worker", "tune_gc"]
 
@@ -78,7 +79,9 @@ def create_app(settings: Settings) -> faust.App:
             await fut
 
     async def publish_alerts(alerts: list[AlertMessage]) -> None:
-        await produce(ALERTS, [(a.node_id.encode(), a.model_dump_json().encode()) for a in alerts])
+        await produce(
+            ALERTS, [((a.node_id or a.site_id or FLEET).encode(), a.model_dump_json().encode()) for a in alerts]
+        )
 
     async def publish_events(events: list[DeploymentEvent]) -> None:
         await produce(DEPLOYMENTS, [(ev.node_id.encode(), ev.model_dump_json().encode()) for ev in events])
@@ -130,6 +133,20 @@ def create_app(settings: Settings) -> faust.App:
         if swept.alerts:
             await publish_alerts(swept.alerts)
             processor.counters.alerts += len(swept.alerts)
+
+    stall_watch = StallWatch(settings)
+
+    @app.timer(interval=max(5.0, settings.sample_interval_s * 3))  # type: ignore[untyped-decorator]
+    async def stall_check() -> None:
+        """Wall-clock silence of a site or the fleet (see `streams.stall`), on its own connection."""
+        try:
+            alerts = await asyncio.to_thread(stall_watch.check)
+        except Exception as exc:  # the database is away: the next check tries again
+            log.warning("stall check failed (%s: %s); retrying at the next tick", type(exc).__name__, exc)
+            return
+        if alerts:
+            await publish_alerts(alerts)
+            processor.counters.alerts += len(alerts)
 
     @app.timer(interval=settings.rollup_refresh_s)  # type: ignore[untyped-decorator]
     async def rollup_refresh() -> None:

@@ -424,10 +424,12 @@ class SampleSink:
         _ensure_vendors(conn, {v for v in vendors.values() if v is not None})
         rows = sorted(latest.items())
         conn.execute(
-            "INSERT INTO nodes (node_id, site_id, hostname, first_seen, last_seen, kafka_partition, vendor_id) "
-            "SELECT * FROM unnest(%s::text[], %s::text[], %s::text[], %s::timestamptz[], %s::timestamptz[], %s::int[], "
-            "%s::text[]) "
+            "INSERT INTO nodes (node_id, site_id, hostname, first_seen, last_seen, kafka_partition, vendor_id, "
+            "last_received_at) "
+            "SELECT *, now() FROM unnest(%s::text[], %s::text[], %s::text[], %s::timestamptz[], %s::timestamptz[], "
+            "%s::int[], %s::text[]) "
             "ON CONFLICT (node_id) DO UPDATE SET "
+            "last_received_at = EXCLUDED.last_received_at, "
             "kafka_partition = COALESCE(EXCLUDED.kafka_partition, nodes.kafka_partition), "
             "hostname = CASE WHEN EXCLUDED.last_seen > nodes.last_seen "
             "THEN COALESCE(EXCLUDED.hostname, nodes.hostname) ELSE nodes.hostname END, "

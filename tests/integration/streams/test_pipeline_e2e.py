@@ -121,7 +121,7 @@ def test_seeded_fleet_gives_expected_samples_rollups_and_lifecycle(worker: Worke
             "SELECT node_id, started_at, resolved_at FROM alerts WHERE rule = 'node_silent'"
         ).fetchall()
     assert silent == [(node, last_before + timedelta(seconds=30), back)]
-    messages = read_topic(worker.settings, ALERTS, expect=2)
+    messages = read_topic(worker.settings, ALERTS, expect=2, where=lambda m: m["rule"] == "node_silent")
     assert [(m["action"], m["fingerprint"]) for m in messages] == [
         ("opened", f"node_silent:{node}"),
         ("resolved", f"node_silent:{node}"),
