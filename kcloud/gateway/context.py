@@ -1,6 +1,7 @@
 """What one running gateway shares between requests: its settings, the database pool, the Kafka
-producer, the rate limiter and the metrics. Built when the app starts (`GatewayContext.open`), closed
-when it stops; handlers reach it through `context_of(request)`.
+producer, the rate limiters, the audit writer (with its spool), the health probe and the metrics. Built
+when the app starts (`GatewayContext.open`), closed when it stops; handlers reach it through
+`context_of(request)`.
 """
 
 from __future__ import annotations
@@ -14,6 +15,9 @@ from psycopg_pool import PoolTimeout
 from starlette.requests import Request
 
 from kcloud.db.connect import Pool, create_pool, redact_url
+from kcloud.gateway.audit import AuditWriter
+from kcloud.gateway.audit_spool import AuditSpool
+from kcloud.gateway.health import BoundedProbe
 from kcloud.gateway.limits import RateLimiter
 from kcloud.gateway.metrics import GatewayMetrics
 from kcloud.gateway.models import GatewayError
@@ -40,6 +44,12 @@ class GatewayContext:
     limiter: RateLimiter | None = None
     #: failed authentications per client address (token guessing): a burst, then one per second
     auth_failures: RateLimiter = field(default_factory=lambda: RateLimiter(rate_per_s=1.0, burst=20))
+    audit: AuditWriter = field(init=False)
+    database_probe: BoundedProbe = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.audit = AuditWriter(lambda: self.pool, AuditSpool(self.settings.gateway_audit_spool_path), self.metrics)
+        self.database_probe = BoundedProbe("database", self.database_status)
 
     def open(self) -> None:
         """Open the database pool (in the background: the gateway starts even while PostgreSQL is away)
@@ -91,11 +101,12 @@ class GatewayContext:
             raise self._unavailable(exc) from exc
 
     def database_status(self) -> str:
-        """`ok`, or why the database does not answer."""
+        """`ok`, or why the database does not answer (blocking: it may wait as long as the database does;
+        `/healthz` asks through `database_probe`, which answers within its timeout)."""
         if self.pool is None:
             return "unavailable: not started"
         try:
-            with self.pool.connection(timeout=2.0) as conn:
+            with self.pool.connection(timeout=self.settings.gateway_health_timeout_s) as conn:
                 conn.execute("SELECT 1")
         except (psycopg.Error, PoolTimeout) as exc:
             return f"unavailable: {type(exc).__name__}"

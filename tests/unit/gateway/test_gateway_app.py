@@ -48,11 +48,11 @@ def test_require_role_lets_the_role_through_and_refuses_others_with_403() -> Non
 
     @router.get("/v1/test/needs-role")
     async def evidence(who: Annotated[Principal, Depends(require_role("program-manager"))]) -> dict[str, str]:
-        return {"vendor": who.vendor}
+        return {"role": who.role, "vendor": str(who.vendor_id)}
 
     app = create_app(Settings(), extra_routers=[router])
-    app.dependency_overrides[authenticate] = lambda: Principal("0123456789ab", "furiosa", "program-manager")
-    assert _get(app, "/v1/test/needs-role").json() == {"vendor": "furiosa"}
+    app.dependency_overrides[authenticate] = lambda: Principal("0123456789ab", None, "program-manager")
+    assert _get(app, "/v1/test/needs-role").json() == {"role": "program-manager", "vendor": "None"}
     app.dependency_overrides[authenticate] = lambda: Principal("0123456789ab", "furiosa", "vendor")
     refused = _get(app, "/v1/test/needs-role")
     assert refused.status_code == 403
