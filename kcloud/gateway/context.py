@@ -97,6 +97,17 @@ class GatewayContext:
         try:
             with self.pool.connection() as conn:
                 return find_token(conn, token_id)
+        except PoolTimeout as exc:  # an OperationalError too, but no connection was there to retry with
+            raise self._unavailable(exc) from exc
+        except psycopg.OperationalError as exc:
+            # after a database restart the idle connections of the pool are dead: drop them, ask once more
+            log.info("gateway: a pooled database connection failed (%s); checking the pool and retrying once", exc)
+        except psycopg.Error as exc:
+            raise self._unavailable(exc) from exc
+        try:
+            self.pool.check()
+            with self.pool.connection() as conn:
+                return find_token(conn, token_id)
         except (psycopg.Error, PoolTimeout) as exc:
             raise self._unavailable(exc) from exc
 
