@@ -6,7 +6,8 @@ rejected, body bytes, HTTP status), whatever its outcome: 202, a refusal, or an 
 writes the row when the response starts, before the client sees it: a test (or an operator) can query
 the row as soon as the answer arrives. The answer carries the row's request id in `X-Request-Id`.
 
-A failed write never changes the answer (the data may already be on Kafka). The row is kept in the
+A failed write never changes the answer (the data may already be on Kafka), and a write the database
+does not answer (frozen) is given up after 3 s, so the answer is not held for longer. The row is kept in the
 `AuditSpool` file instead (durable before the answer leaves) and replayed into `ingest_audit` when the
 database answers again: after the next row that is written, and at start-up (`AuditWriter.replay`).
 Rows are inserted with their request id under a unique index, so each is stored exactly once. Rows kept
@@ -22,6 +23,7 @@ import threading
 import time
 import uuid
 from collections.abc import Awaitable, Callable, MutableMapping
+from concurrent.futures import Future
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -130,37 +132,57 @@ class AuditWriter:
         self._replaying = threading.Lock()
 
     def write(self, info: AuditInfo, status: int) -> None:
-        """Store the row of a request answered `status`: in the database, else in the spool."""
+        """Store the row of a request answered `status`: in the database, else in the spool. Returns within
+        about `_WRITE_TIMEOUT_S` + 1 s even when the database hangs (frozen): the insert runs in a thread
+        of its own, and a row it has not stored by then is kept in the spool; should the insert still
+        succeed later, the replay finds the row's request id stored and skips it."""
         row = info.row(status)
         pool = self.pool()
         try:
             if pool is None:
                 raise RuntimeError("the database pool is not open")
-            insert_audit_rows(pool, [row])
+            self._insert_in_thread(pool, row).result(timeout=_WRITE_TIMEOUT_S + 1.0)
         except Exception as exc:
-            self.metrics.audit_failures.inc()
+            why = f"no answer within {_WRITE_TIMEOUT_S + 1.0:g} s" if isinstance(exc, TimeoutError) else str(exc)
+            self._keep(row, why)
+
+    def _insert_in_thread(self, pool: Pool, row: dict[str, Any]) -> Future[None]:
+        done: Future[None] = Future()
+
+        def run() -> None:
             try:
-                self.spool.append(row)
-            except OSError as spool_exc:
-                log.error(
-                    "gateway: the ingest_audit row %s could not be written (%s) nor kept in %s (%s)",
-                    row,
-                    exc,
-                    self.spool.path,
-                    spool_exc,
-                )
+                insert_audit_rows(pool, [row])
+            except Exception as exc:
+                done.set_exception(exc)
                 return
-            log.warning(
-                "gateway: could not write the ingest_audit row of a %d answer (request %s): %s; kept in %s until "
-                "the database answers",
-                status,
-                info.request_id,
-                exc,
+            done.set_result(None)
+            if self.spool.pending and not self._replaying.locked():
+                self.replay()
+
+        threading.Thread(target=run, name="kcloud-audit-write", daemon=True).start()
+        return done
+
+    def _keep(self, row: dict[str, Any], why: str) -> None:
+        self.metrics.audit_failures.inc()
+        try:
+            self.spool.append(row)
+        except OSError as spool_exc:
+            log.error(
+                "gateway: the ingest_audit row %s could not be written (%s) nor kept in %s (%s)",
+                row,
+                why,
                 self.spool.path,
+                spool_exc,
             )
             return
-        if self.spool.pending and not self._replaying.locked():
-            threading.Thread(target=self.replay, name="kcloud-audit-replay", daemon=True).start()
+        log.warning(
+            "gateway: could not write the ingest_audit row of a %d answer (request %s): %s; kept in %s until "
+            "the database answers",
+            row["status"],
+            row["request_id"],
+            why,
+            self.spool.path,
+        )
 
     def replay(self, timeout: float = _WRITE_TIMEOUT_S) -> int:
         """Store the spooled rows (each once) and empty the spool; 0 when another replay runs, the spool is

@@ -221,7 +221,7 @@ def _timed_health(gw: GatewayProcess) -> tuple[float, httpx.Response]:
     return time.monotonic() - started, answer
 
 
-def test_healthz_answers_503_within_its_timeout_while_postgresql_is_frozen(
+def test_healthz_and_the_audit_answer_within_their_timeouts_while_postgresql_is_frozen(
     start: Any, own_settings: Settings, own_postgres: PostgresService
 ) -> None:
     gw = start(own_settings, gateway_health_timeout_s=2.0)
@@ -232,6 +232,11 @@ def test_healthz_answers_503_within_its_timeout_while_postgresql_is_frozen(
     _freeze(own_postgres)
     try:
         frozen = [_timed_health(gw) for _ in range(5)]
+        # requests that need no database: answered, their audit row kept for later
+        unanswered_audit = []
+        for _ in range(3):
+            started = time.monotonic()
+            unanswered_audit.append((_post(gw, None, b"{}"), time.monotonic() - started))
     finally:
         _thaw()
     deadline = time.monotonic() + 30
@@ -239,6 +244,15 @@ def test_healthz_answers_503_within_its_timeout_while_postgresql_is_frozen(
     while thawed[1].status_code != 200 and time.monotonic() < deadline:
         time.sleep(0.5)
         thawed = _timed_health(gw)
+    after = _post(gw, None, b"{}")
+    sent = {a.headers["X-Request-Id"]: a.status_code for a, _ in unanswered_audit} | {
+        after.headers["X-Request-Id"]: after.status_code
+    }
+    deadline = time.monotonic() + 30
+    while set(sent) - set(_audit_by_request(own_settings)) and time.monotonic() < deadline:
+        time.sleep(0.5)
+    time.sleep(1.0)  # a replay still running would show as a second row
+    audit = {rid: statuses for rid, statuses in _audit_by_request(own_settings).items() if rid in sent}
     record_figures(
         "gateway_healthz_frozen",
         {
@@ -247,6 +261,9 @@ def test_healthz_answers_503_within_its_timeout_while_postgresql_is_frozen(
             "frozen_seconds": [round(t, 2) for t, _ in frozen],
             "frozen_body": frozen[0][1].json(),
             "after_thaw": thawed[1].status_code,
+            "requests_during_freeze": dict(Counter(a.status_code for a, _ in unanswered_audit)),
+            "request_seconds_during_freeze": [round(t, 2) for _, t in unanswered_audit],
+            "audit_rows_of_them_after_thaw": {rid[:8]: v for rid, v in audit.items()},
         },
     )
     assert healthy.status_code == 200, healthy.text
@@ -256,6 +273,9 @@ def test_healthz_answers_503_within_its_timeout_while_postgresql_is_frozen(
         assert "no answer within 2 s" in answer.json()["database"]
         assert took < 2.0 + 3.0, f"/healthz took {took:.1f} s with a 2 s timeout"
     assert thawed[1].status_code == 200, thawed[1].text
+    for answer, took in unanswered_audit:
+        assert answer.status_code == 401 and took < 3.0 + 3.0, (answer.status_code, took)
+    assert audit == {rid: [status] for rid, status in sent.items()}, (audit, sent)
 
 
 def _audit_by_request(settings: Settings) -> dict[str, list[int]]:
