@@ -14,12 +14,13 @@ Example:
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import tomllib
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
-from pydantic import Field, ValidationError
+from pydantic import Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 if TYPE_CHECKING:
@@ -159,6 +160,43 @@ class Settings(BaseSettings):
     gateway_auth_fail_burst: int = Field(
         20, ge=1, description="Failed authentications a client address may make at once, then one per second."
     )
+    gateway_trusted_proxies: str = Field(
+        "",
+        description="Comma-separated addresses or CIDR networks of reverse proxies whose X-Forwarded-For and "
+        "X-Forwarded-Proto the gateway believes; empty: believe no one (the peer address is the client).",
+    )
+    gateway_health_timeout_s: float = Field(
+        2.0, gt=0, le=60, description="Longest /healthz waits for the database before answering 503."
+    )
+    gateway_audit_spool: Path | None = Field(
+        None,
+        description="JSONL file of ingest_audit rows the database did not take, replayed when it answers "
+        "again [default: <state_dir>/gateway/audit-spool.jsonl].",
+    )
+
+    @field_validator("gateway_trusted_proxies", mode="before")
+    @classmethod
+    def _proxies(cls, value: object) -> object:
+        items = value if isinstance(value, list | tuple) else str(value).split(",") if value is not None else []
+        networks = []
+        for item in (str(i).strip() for i in items):
+            if not item:
+                continue
+            try:
+                networks.append(str(ipaddress.ip_network(item, strict=False)))
+            except ValueError as exc:
+                raise ValueError(f"{item!r} is not an IP address or CIDR network ({exc})") from exc
+        return ",".join(networks)
+
+    @property
+    def gateway_trusted_proxy_list(self) -> list[str]:
+        """The trusted proxies as networks (empty: none)."""
+        return [n for n in self.gateway_trusted_proxies.split(",") if n]
+
+    @property
+    def gateway_audit_spool_path(self) -> Path:
+        """Where the gateway keeps audit rows the database did not take."""
+        return self.gateway_audit_spool or self.state_dir.resolve() / "gateway" / "audit-spool.jsonl"
 
     @classmethod
     def settings_customise_sources(

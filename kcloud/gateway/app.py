@@ -88,6 +88,7 @@ def create_app(settings: Settings, extra_routers: Iterable[APIRouter] = ()) -> F
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         ctx.open()
         threading.Thread(target=_ensure_topics, args=(settings,), daemon=True, name="kcloud-topics").start()
+        threading.Thread(target=ctx.audit.replay_at_startup, daemon=True, name="kcloud-audit-replay").start()
         try:
             yield
         finally:
@@ -102,7 +103,7 @@ def create_app(settings: Settings, extra_routers: Iterable[APIRouter] = ()) -> F
         redoc_url=None,
     )
     app.state.gateway = ctx
-    app.add_middleware(AuditMiddleware, pool=lambda: ctx.pool, metrics=ctx.metrics)
+    app.add_middleware(AuditMiddleware, writer=ctx.audit, metrics=ctx.metrics)
 
     @app.exception_handler(GatewayError)
     async def refused(_: Request, exc: GatewayError) -> JSONResponse:
@@ -112,16 +113,18 @@ def create_app(settings: Settings, extra_routers: Iterable[APIRouter] = ()) -> F
         "/healthz",
         response_model=Health,
         tags=["operations"],
-        responses={503: {"model": Health, "description": "The database or Kafka does not answer."}},
+        responses={503: {"model": Health, "description": "The database or Kafka does not answer (named)."}},
     )
     async def healthz(request: Request) -> JSONResponse:
-        """Whether the gateway can take pushes: 200 when its database answers and Kafka has not failed."""
+        """Whether the gateway can take pushes: 200 when its database answers and Kafka has not failed, 503
+        naming the dependency that does not. Answers within `KCLOUD_GATEWAY_HEALTH_TIMEOUT_S` even while
+        the database hangs."""
         c = context_of(request)
-        database = await run_in_threadpool(c.database_status)
+        database = await c.database_probe.status(c.settings.gateway_health_timeout_s)
         kafka = c.kafka.status() if c.kafka is not None else "unavailable: not started"
-        ok = database == "ok" and kafka == "ok"
-        health = Health(status="ok" if ok else "unavailable", database=database, kafka=kafka)
-        return JSONResponse(health.model_dump(), status_code=200 if ok else 503)
+        down = [name for name, state in (("database", database), ("kafka", kafka)) if state != "ok"]
+        health = Health(status="unavailable" if down else "ok", database=database, kafka=kafka, unavailable=down)
+        return JSONResponse(health.model_dump(), status_code=503 if down else 200)
 
     @app.get(
         "/metrics",

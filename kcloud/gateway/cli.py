@@ -4,7 +4,9 @@ mounted by kcloud/cli.py.
     kcloud gateway [--host H] [--port P]                   serve until SIGTERM / Ctrl-C
     kcloud vendor add NAME --domestic|--foreign            register a vendor
     kcloud vendor list                                     the registered vendors
-    kcloud vendor token create NAME [--role R] [--label]   issue a token (printed once)
+    kcloud vendor token create --vendor NAME [--label L] [--expires D]
+                                                           issue a vendor token (printed once)
+    kcloud vendor token create --role program-manager      a token of no vendor, reading reports
     kcloud vendor token revoke ID                          revoke it (401 from then on)
     kcloud vendor token list [--vendor NAME] [--live]      tokens, without their secrets
 
@@ -19,7 +21,7 @@ import typer
 
 from kcloud.db.connect import Connection
 from kcloud.db.errors import DatabaseError
-from kcloud.gateway.tokens import ROLES
+from kcloud.gateway.tokens import CROSS_VENDOR_ROLES, DEFAULT_EXPIRY, ROLES
 from kcloud.settings import Settings
 
 __all__ = ["gateway_app", "vendor_app"]
@@ -75,6 +77,9 @@ def gateway(
 
     Limits come from the settings: KCLOUD_GATEWAY_MAX_BODY_BYTES, KCLOUD_GATEWAY_MAX_SNAPSHOTS,
     KCLOUD_GATEWAY_RATE_PER_S and KCLOUD_GATEWAY_BURST (`kcloud config show` lists them).
+    X-Forwarded-For is believed only from KCLOUD_GATEWAY_TRUSTED_PROXIES (addresses or CIDR networks,
+    comma-separated; default none): otherwise the connecting address is the client's, in the audit
+    trail and for the failed-authentication limit.
     """
     if ctx.invoked_subcommand is not None:
         return
@@ -91,7 +96,19 @@ def gateway(
     if log_level.lower() != "debug":  # kafka-python narrates every connection at INFO
         logging.getLogger("kafka").setLevel(max(logging.WARNING, logging.getLogger().level))
     typer.echo(f"kcloud gateway: serving http://{s.gateway_host}:{s.gateway_port}/v1/telemetry", err=True)
-    uvicorn.run(create_app(s), host=s.gateway_host, port=s.gateway_port, log_level=log_level.lower(), access_log=True)
+    proxies = s.gateway_trusted_proxy_list
+    if proxies:
+        typer.echo(f"kcloud gateway: believing X-Forwarded-For from {', '.join(proxies)} only", err=True)
+    uvicorn.run(
+        create_app(s),
+        host=s.gateway_host,
+        port=s.gateway_port,
+        log_level=log_level.lower(),
+        access_log=True,
+        # uvicorn believes X-Forwarded-* from 127.0.0.1 unless told otherwise: only configured proxies here
+        proxy_headers=bool(proxies),
+        forwarded_allow_ips=proxies or [],
+    )
 
 
 def _connect(s: Settings) -> Connection:
@@ -134,21 +151,49 @@ def vendor_list() -> None:
 
 @token_app.command("create")
 def token_create(
-    name: Annotated[str, typer.Argument(help="The vendor the token pushes for.")],
-    role: Annotated[str, typer.Option(help=f"What the token may do: {' or '.join(ROLES)}.")] = "vendor",
+    vendor: Annotated[
+        str | None,
+        typer.Option(help="The vendor a `vendor` token pushes for (required for it; refused for program-manager)."),
+    ] = None,
+    role: Annotated[
+        str,
+        typer.Option(
+            help=f"What the token may do: {' or '.join(ROLES)}. A program-manager token reads every vendor's "
+            "reports and belongs to no vendor."
+        ),
+    ] = "vendor",
     label: Annotated[str | None, typer.Option(help="A note for operators, e.g. who holds the token.")] = None,
+    expires: Annotated[
+        str,
+        typer.Option(
+            help="When the token stops working (401 expired_token): a duration from now (90d, 12h, 30m, 2w), "
+            "an ISO date or time (2027-06-30, 2027-06-30T18:00:00+09:00; UTC unless an offset is given), "
+            "or `never`.",
+        ),
+    ] = DEFAULT_EXPIRY,
 ) -> None:
     """Issue a token; it is printed once and only its salted hash is stored."""
     from kcloud.gateway.registry import RegistryError, create_token
+    from kcloud.gateway.tokens import BadExpiry, parse_expiry
 
+    if role in CROSS_VENDOR_ROLES and vendor is not None:
+        _fail(f"a {role} token reads every vendor's reports and belongs to no vendor: leave out --vendor {vendor}")
+    if role not in CROSS_VENDOR_ROLES and role in ROLES and vendor is None:
+        _fail(f"a {role} token pushes for one vendor: name it with --vendor NAME (`kcloud vendor list` shows them)")
+    try:
+        expires_at = parse_expiry(expires)
+    except BadExpiry as exc:
+        _fail(str(exc))
     try:
         with _connect(_settings()) as conn:
-            issued = create_token(conn, name, role=role, label=label)
+            issued = create_token(conn, vendor, role=role, label=label, expires_at=expires_at)
     except (RegistryError, DatabaseError) as exc:
         _fail(str(exc))
     typer.echo(issued.text)
+    whose = f"{role} of {vendor}" if vendor else role
+    until = f"expires {expires_at.strftime('%Y-%m-%d %H:%M:%SZ')}" if expires_at else "never expires"
     typer.echo(
-        f"token id {issued.token_id} ({role} of {name}): copy the token above now, it is not stored and "
+        f"token id {issued.token_id} ({whose}, {until}): copy the token above now, it is not stored and "
         f"cannot be shown again; revoke it with `kcloud vendor token revoke {issued.token_id}`",
         err=True,
     )
@@ -165,15 +210,22 @@ def token_revoke(token_id: Annotated[str, typer.Argument(help="The token's id (o
     except (RegistryError, DatabaseError) as exc:
         _fail(str(exc))
     assert row.revoked_at is not None
-    typer.echo(f"token {row.token_id} of {row.vendor_id} revoked (at {row.revoked_at.isoformat()})")
+    whose = f"of {row.vendor_id}" if row.vendor_id else f"({row.role})"
+    typer.echo(f"token {row.token_id} {whose} revoked (at {row.revoked_at.isoformat()})")
 
 
 @token_app.command("list")
 def token_list(
     vendor: Annotated[str | None, typer.Option(help="Only the tokens of this vendor.")] = None,
-    live: Annotated[bool, typer.Option("--live", help="Leave out revoked tokens.")] = False,
+    live: Annotated[bool, typer.Option("--live", help="Leave out revoked and expired tokens.")] = False,
 ) -> None:
-    """List tokens (id, vendor, role, label, created, revoked); secrets are never stored."""
+    """List tokens (id, vendor, role, created, expires, revoked, label); secrets are never stored.
+
+    A cross-vendor token (program-manager) shows `-` as its vendor; EXPIRES is `never` or the time, with
+    `(expired)` once it has passed.
+    """
+    from datetime import UTC, datetime
+
     from kcloud.gateway.registry import list_tokens
 
     try:
@@ -184,10 +236,16 @@ def token_list(
     if not rows:
         typer.echo("no tokens" + (f" for {vendor}" if vendor else ""))
         return
-    typer.echo(f"{'ID':12}  {'VENDOR':12}  {'ROLE':15}  {'CREATED':20}  {'REVOKED':20}  LABEL")
+    now = datetime.now(UTC)
+    stamp = "%Y-%m-%d %H:%M:%SZ"
+    typer.echo(f"{'ID':12}  {'VENDOR':12}  {'ROLE':15}  {'CREATED':20}  {'EXPIRES':30}  {'REVOKED':20}  LABEL")
     for t in rows:
-        revoked = t.revoked_at.strftime("%Y-%m-%d %H:%M:%SZ") if t.revoked_at else "-"
+        revoked = t.revoked_at.astimezone(UTC).strftime(stamp) if t.revoked_at else "-"
+        if t.expires_at is None:
+            expires = "never"
+        else:
+            expires = t.expires_at.astimezone(UTC).strftime(stamp) + (" (expired)" if t.expires_at <= now else "")
         typer.echo(
-            f"{t.token_id:12}  {t.vendor_id:12}  {t.role:15}  {t.created_at.strftime('%Y-%m-%d %H:%M:%SZ'):20}  "
-            f"{revoked:20}  {t.label or ''}"
+            f"{t.token_id:12}  {t.vendor_id or '-':12}  {t.role:15}  "
+            f"{t.created_at.astimezone(UTC).strftime(stamp):20}  {expires:30}  {revoked:20}  {t.label or ''}"
         )

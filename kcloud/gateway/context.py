@@ -1,7 +1,7 @@
 """What one running gateway shares between requests: its settings, the database pool, the Kafka
-producer, the rate limiter, the metrics and the registrations it has read (`kcloud.gateway.owners`).
-Built when the app starts (`GatewayContext.open`), closed when it stops; handlers reach it through
-`context_of(request)`.
+producer, the rate limiters, the audit writer (with its spool), the health probe, the metrics and the
+registrations it has read (`kcloud.gateway.owners`). Built when the app starts (`GatewayContext.open`),
+closed when it stops; handlers reach it through `context_of(request)`.
 """
 
 from __future__ import annotations
@@ -17,6 +17,9 @@ from starlette.requests import Request
 
 from kcloud.db.connect import Pool, create_pool, redact_url
 from kcloud.db.owners import Registrations
+from kcloud.gateway.audit import AuditWriter
+from kcloud.gateway.audit_spool import AuditSpool
+from kcloud.gateway.health import BoundedProbe
 from kcloud.gateway.limits import RateLimiter
 from kcloud.gateway.metrics import GatewayMetrics
 from kcloud.gateway.models import GatewayError
@@ -46,6 +49,12 @@ class GatewayContext:
     auth_failures: RateLimiter = field(default_factory=lambda: RateLimiter(rate_per_s=1.0, burst=20))
     #: the registrations (node and device owners) read, kept a while
     owners: OwnerCache = field(default_factory=OwnerCache)
+    audit: AuditWriter = field(init=False)
+    database_probe: BoundedProbe = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.audit = AuditWriter(lambda: self.pool, AuditSpool(self.settings.gateway_audit_spool_path), self.metrics)
+        self.database_probe = BoundedProbe("database", self.database_status)
 
     def open(self) -> None:
         """Open the database pool (in the background: the gateway starts even while PostgreSQL is away)
@@ -93,6 +102,17 @@ class GatewayContext:
         try:
             with self.pool.connection() as conn:
                 return find_token(conn, token_id)
+        except PoolTimeout as exc:  # an OperationalError too, but no connection was there to retry with
+            raise self._unavailable(exc) from exc
+        except psycopg.OperationalError as exc:
+            # after a database restart the idle connections of the pool are dead: drop them, ask once more
+            log.info("gateway: a pooled database connection failed (%s); checking the pool and retrying once", exc)
+        except psycopg.Error as exc:
+            raise self._unavailable(exc) from exc
+        try:
+            self.pool.check()
+            with self.pool.connection() as conn:
+                return find_token(conn, token_id)
         except (psycopg.Error, PoolTimeout) as exc:
             raise self._unavailable(exc) from exc
 
@@ -108,11 +128,12 @@ class GatewayContext:
             raise self._unavailable(exc, what) from exc
 
     def database_status(self) -> str:
-        """`ok`, or why the database does not answer."""
+        """`ok`, or why the database does not answer (blocking: it may wait as long as the database does;
+        `/healthz` asks through `database_probe`, which answers within its timeout)."""
         if self.pool is None:
             return "unavailable: not started"
         try:
-            with self.pool.connection(timeout=2.0) as conn:
+            with self.pool.connection(timeout=self.settings.gateway_health_timeout_s) as conn:
                 conn.execute("SELECT 1")
         except (psycopg.Error, PoolTimeout) as exc:
             return f"unavailable: {type(exc).__name__}"

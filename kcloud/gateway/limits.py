@@ -1,9 +1,12 @@
-"""Per-token rate limiting for the vendor gateway: one token bucket per token id, in this process.
+"""Rate limiting for the vendor gateway: token buckets keyed by a string, in this process.
 
-Each token may send `burst` requests at once and `rate_per_s` requests per second after that
-(settings `gateway_burst`, `gateway_rate_per_s`). A request that finds the bucket empty is refused
-with the whole seconds to wait until one request's worth has refilled: the `Retry-After` of the 429.
-With several gateway processes behind a load balancer, each enforces its own buckets.
+The gateway keeps two: one bucket per token id (each token may send `burst` requests at once and
+`rate_per_s` requests per second after that; settings `gateway_burst`, `gateway_rate_per_s`), and one
+per client address that only failed authentications draw from (`gateway_auth_fail_burst`, then one per
+second; `kcloud.gateway.auth` never consults it for a token that authenticates). A request that finds
+its bucket empty is refused with the whole seconds to wait until one request's worth has refilled: the
+`Retry-After` of the 429. With several gateway processes behind a load balancer, each enforces its own
+buckets.
 
 Example:
     >>> limiter = RateLimiter(rate_per_s=1.0, burst=2, clock=lambda: 0.0)

@@ -38,7 +38,7 @@ class GatewayMetrics:
         )
         self.audit_failures = Counter(
             "kcloud_gateway_audit_failures",
-            "Requests whose ingest_audit row could not be written (see the gateway log).",
+            "Requests whose ingest_audit row could not be written at once (kept on disk and replayed; see the log).",
             registry=self.registry,
         )
         self.latency = Histogram(

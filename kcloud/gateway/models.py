@@ -65,8 +65,11 @@ class Health(BaseModel):
     """Whether this gateway can take pushes now."""
 
     status: str = Field(description="ok, or unavailable")
-    database: str
-    kafka: str
+    database: str = Field(description="ok, or why the database does not answer (e.g. no answer within 2 s)")
+    kafka: str = Field(description="ok, or why the last delivery to Kafka failed")
+    unavailable: list[str] = Field(
+        default_factory=list, description="The dependencies that do not answer: database, kafka."
+    )
 
 
 class GatewayError(Exception):

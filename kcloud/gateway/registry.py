@@ -7,6 +7,7 @@ errors a person can fix are `RegistryError`s with a message naming the vendor or
 Example:
     >>> with connect(settings.effective_database_url) as conn:  # doctest: +SKIP
     ...     issued = create_token(conn, "furiosa", role="vendor", label="rngd fleet")
+    ...     reader = create_token(conn, None, role="program-manager", expires_at=None)
     >>> issued.text  # shown once, never stored
     'kc_3f9a0c1b2d4e_...'
 """
@@ -18,7 +19,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from kcloud.db.connect import Connection
-from kcloud.gateway.tokens import ROLES, IssuedToken, issue_token
+from kcloud.gateway.tokens import CROSS_VENDOR_ROLES, ROLES, IssuedToken, issue_token
 
 __all__ = [
     "RegistryError",
@@ -54,11 +55,12 @@ class TokenRow:
     """A row of `vendor_tokens` without its secret material: what `kcloud vendor token list` shows."""
 
     token_id: str
-    vendor_id: str
+    vendor_id: str | None
     role: str
     label: str | None
     created_at: datetime
     revoked_at: datetime | None
+    expires_at: datetime | None
 
 
 @dataclass(frozen=True)
@@ -66,11 +68,13 @@ class StoredToken:
     """What the gateway needs to check a presented token."""
 
     token_id: str
-    vendor_id: str
+    #: None for a cross-vendor role (program-manager)
+    vendor_id: str | None
     role: str
     salt: bytes
     hash: bytes
     revoked_at: datetime | None
+    expires_at: datetime | None = None
 
 
 def add_vendor(conn: Connection, name: str, *, domestic: bool, display_name: str | None = None) -> str:
@@ -106,20 +110,44 @@ def list_vendors(conn: Connection) -> list[VendorRow]:
     return [VendorRow(str(r[0]), str(r[1]), bool(r[2])) for r in rows]
 
 
-def create_token(conn: Connection, vendor: str, *, role: str = "vendor", label: str | None = None) -> IssuedToken:
-    """Issue a token for `vendor`; only its salt and hash are stored. Returns the token (text shown once)."""
+def create_token(
+    conn: Connection,
+    vendor: str | None,
+    *,
+    role: str = "vendor",
+    label: str | None = None,
+    expires_at: datetime | None = None,
+) -> IssuedToken:
+    """Issue a token; only its salt and hash are stored. Returns the token (text shown once).
+
+    A `vendor` token pushes for `vendor`, which must be registered; a cross-vendor role
+    (`CROSS_VENDOR_ROLES`: program-manager) belongs to no vendor and is refused one. `expires_at`
+    (None: never) must be in the future.
+    """
     if role not in ROLES:
         raise RegistryError(f"role {role!r} is not one of {', '.join(ROLES)}")
+    if role in CROSS_VENDOR_ROLES and vendor is not None:
+        raise RegistryError(
+            f"a {role} token reads every vendor's data and belongs to no vendor; leave out the vendor ({vendor!r})"
+        )
+    if role not in CROSS_VENDOR_ROLES and vendor is None:
+        raise RegistryError(f"a {role} token speaks for one vendor: name it (--vendor NAME)")
     with conn.transaction():
-        if conn.execute("SELECT 1 FROM vendors WHERE vendor_id = %s", (vendor,)).fetchone() is None:
+        known = vendor is None or conn.execute("SELECT 1 FROM vendors WHERE vendor_id = %s", (vendor,)).fetchone()
+        if not known:
             raise RegistryError(
                 f"vendor {vendor!r} is not registered; add it first with "
                 f"`kcloud vendor add {vendor} --domestic` (or --foreign)"
             )
+        if expires_at is not None:
+            row = conn.execute("SELECT %s::timestamptz > now()", (expires_at,)).fetchone()
+            if not row or not row[0]:
+                raise RegistryError(f"the expiry {expires_at.isoformat()} is not in the future")
         issued = issue_token()
         conn.execute(
-            "INSERT INTO vendor_tokens (token_id, vendor_id, role, salt, hash, label) VALUES (%s, %s, %s, %s, %s, %s)",
-            (issued.token_id, vendor, role, issued.salt, issued.hash, label),
+            "INSERT INTO vendor_tokens (token_id, vendor_id, role, salt, hash, label, expires_at) "
+            "VALUES (%s, %s, %s, %s, %s, %s, %s)",
+            (issued.token_id, vendor, role, issued.salt, issued.hash, label, expires_at),
         )
     return issued
 
@@ -145,32 +173,33 @@ def revoke_token(conn: Connection, token_or_id: str) -> TokenRow:
 
 
 def list_tokens(conn: Connection, vendor: str | None = None, *, include_revoked: bool = True) -> list[TokenRow]:
-    """Tokens (no secret material), oldest first; optionally of one vendor, optionally live ones only."""
+    """Tokens (no secret material), oldest first; optionally of one vendor, optionally live ones only
+    (neither revoked nor expired)."""
     clauses, params = [], []
     if vendor is not None:
         clauses.append("vendor_id = %s")
         params.append(vendor)
     if not include_revoked:
-        clauses.append("revoked_at IS NULL")
+        clauses.append("revoked_at IS NULL AND (expires_at IS NULL OR expires_at > now())")
     where = ("WHERE " + " AND ".join(clauses)) if clauses else ""
     return _token_rows(conn, where, tuple(params))
 
 
 def _token_rows(conn: Connection, where: str, params: tuple[object, ...]) -> list[TokenRow]:
     rows = conn.execute(
-        f"SELECT token_id, vendor_id, role, label, created_at, revoked_at FROM vendor_tokens {where} "
+        f"SELECT token_id, vendor_id, role, label, created_at, revoked_at, expires_at FROM vendor_tokens {where} "
         "ORDER BY created_at, token_id",
         params,
     ).fetchall()
-    return [TokenRow(str(r[0]), str(r[1]), str(r[2]), r[3], r[4], r[5]) for r in rows]
+    return [TokenRow(str(r[0]), r[1], str(r[2]), r[3], r[4], r[5], r[6]) for r in rows]
 
 
 def find_token(conn: Connection, token_id: str) -> StoredToken | None:
     """The stored row of a token id, or None when there is none."""
     row = conn.execute(
-        "SELECT token_id, vendor_id, role, salt, hash, revoked_at FROM vendor_tokens WHERE token_id = %s",
+        "SELECT token_id, vendor_id, role, salt, hash, revoked_at, expires_at FROM vendor_tokens WHERE token_id = %s",
         (token_id,),
     ).fetchone()
     if row is None:
         return None
-    return StoredToken(str(row[0]), str(row[1]), str(row[2]), bytes(row[3]), bytes(row[4]), row[5])
+    return StoredToken(str(row[0]), row[1], str(row[2]), bytes(row[3]), bytes(row[4]), row[5], row[6])

@@ -4,7 +4,8 @@ A token reads `kc_<token_id>_<secret>`: the id (12 hex digits) finds the row of 
 secret (43 URL-safe characters, 256 random bits) proves possession. Only a random salt and
 SHA-256(salt || secret) are stored, never the secret. A slow password hash buys nothing for a 256-bit
 random secret and would cost every push a few milliseconds; the comparison is constant-time
-(`hmac.compare_digest`). Pure functions only: the database side is `kcloud.gateway.registry`.
+(`hmac.compare_digest`). A token may expire (`parse_expiry` reads the `--expires` of
+`kcloud vendor token create`). Pure functions only: the database side is `kcloud.gateway.registry`.
 
 Example:
     >>> issued = issue_token()
@@ -20,16 +21,21 @@ import hmac
 import re
 import secrets
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from typing import Final
 
 __all__ = [
+    "CROSS_VENDOR_ROLES",
+    "DEFAULT_EXPIRY",
     "ROLES",
     "TOKEN_PREFIX",
+    "BadExpiry",
     "IssuedToken",
     "MalformedToken",
     "PresentedToken",
     "hash_secret",
     "issue_token",
+    "parse_expiry",
     "parse_token",
     "secret_matches",
 ]
@@ -37,10 +43,20 @@ __all__ = [
 TOKEN_PREFIX: Final = "kc_"
 #: what a token may do: `vendor` pushes its vendor's telemetry; `program-manager` reads evidence reports
 ROLES: Final = ("vendor", "program-manager")
+#: roles that act across vendors: their tokens belong to no vendor (every other role's token has one)
+CROSS_VENDOR_ROLES: Final = frozenset({"program-manager"})
+#: the lifetime of a token when `kcloud vendor token create` is not given `--expires`
+DEFAULT_EXPIRY: Final = "365d"
+_DURATION_RE: Final = re.compile(r"^(\d+)\s*([smhdw])$")
+_UNIT_S: Final = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
 
 _ID_RE: Final = re.compile(r"^[0-9a-f]{12}$")
 _SECRET_RE: Final = re.compile(r"^[A-Za-z0-9_-]{32,128}$")
 _DUMMY_SALT: Final = b"\x00" * 16
+
+
+class BadExpiry(ValueError):  # noqa: N818 -- reads as what it is: a bad expiry
+    """An `--expires` value that is neither a duration, an ISO date or time, nor `never`."""
 
 
 class MalformedToken(ValueError):  # noqa: N818 -- reads as what it is: a malformed token
@@ -103,3 +119,39 @@ def secret_matches(secret: str, salt: bytes | None, stored_hash: bytes | None) -
         hmac.compare_digest(computed, computed)
         return False
     return hmac.compare_digest(computed, stored_hash)
+
+
+def parse_expiry(text: str, now: datetime | None = None) -> datetime | None:
+    """When a token given `--expires text` at `now` expires (UTC), or None for `never`.
+
+    `text` is a duration from now (`90d`, `12h`, `30m`, `2w`, `45s`), an ISO date (midnight UTC that day)
+    or date and time (UTC unless it names its offset), or `never`. Raises `BadExpiry` saying what is
+    accepted, also for a time that is not in the future.
+
+    >>> parse_expiry("2d", datetime(2027, 1, 1, tzinfo=UTC)).isoformat()
+    '2027-01-03T00:00:00+00:00'
+    >>> parse_expiry("never") is None
+    True
+    """
+    at = now or datetime.now(UTC)
+    value = text.strip().lower()
+    if value in ("never", "none"):
+        return None
+    duration = _DURATION_RE.match(value)
+    if duration:
+        seconds = int(duration.group(1)) * _UNIT_S[duration.group(2)]
+        if seconds <= 0:
+            raise BadExpiry(f"--expires {text!r}: a token's lifetime must be longer than zero")
+        return at + timedelta(seconds=seconds)
+    try:
+        when = datetime.fromisoformat(text.strip())
+    except ValueError:
+        raise BadExpiry(
+            f"--expires {text!r} is not a duration (e.g. 90d, 12h, 30m, 2w), an ISO date or time "
+            "(e.g. 2027-06-30, 2027-06-30T18:00:00+09:00) or `never`"
+        ) from None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    if when <= at:
+        raise BadExpiry(f"--expires {text!r} is not in the future (now is {at.isoformat(timespec='seconds')})")
+    return when.astimezone(UTC)

@@ -294,7 +294,7 @@ def test_generated_hostile_pushes_never_break_the_evidence(
     url = rel_settings.effective_database_url
     furiosa = issue(rel_settings, "furiosa")
     rebellions = issue(rel_settings, "rebellions")
-    pm = issue(rel_settings, "furiosa", role="program-manager")
+    pm = issue(rel_settings, None, role="program-manager")
     window = TimeWindow.from_settings(rel_settings)
     clock = Clock()
 

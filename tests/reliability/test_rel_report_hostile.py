@@ -89,7 +89,7 @@ def test_hostile_stored_values_and_requests_never_get_a_server_error(
     wrong: list[str] = []
     sent = 0
     try:
-        token = issue(settings, "furiosa", role="program-manager")
+        token = issue(settings, None, role="program-manager")
         headers = {"Authorization": f"Bearer {token}"}
         with httpx.Client(base_url=gw.url, headers=headers, timeout=120) as client:
 

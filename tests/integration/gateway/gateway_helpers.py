@@ -53,6 +53,9 @@ class GatewayProcess:
     """`kcloud gateway --host 127.0.0.1 --port P` as a child process, with the environment of `settings`."""
 
     def __init__(self, settings: Settings, log_path: Path) -> None:
+        # audit rows the database does not take are kept next to the log, not in the shared state dir
+        if settings.gateway_audit_spool is None:
+            settings = settings.model_copy(update={"gateway_audit_spool": log_path.with_suffix(".audit-spool.jsonl")})
         self.settings = settings
         self.port = _free_port()
         self.url = f"http://127.0.0.1:{self.port}"
@@ -97,10 +100,11 @@ class GatewayProcess:
         return httpx.post(f"{self.url}/v1/telemetry", content=body, headers=headers, timeout=60)
 
 
-def issue(settings: Settings, vendor: str, role: str = "vendor") -> str:
-    """A new token of `vendor` (through the registry, as `kcloud vendor token create` does)."""
+def issue(settings: Settings, vendor: str | None, role: str = "vendor", expires_at: datetime | None = None) -> str:
+    """A new token of `vendor` (None for a program-manager token), through the registry as
+    `kcloud vendor token create` does."""
     with connect(settings.effective_database_url) as conn:
-        return create_token(conn, vendor, role=role, label="test").text
+        return create_token(conn, vendor, role=role, label="test", expires_at=expires_at).text
 
 
 def snapshot_time(seq: int) -> datetime:

@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import json
 import subprocess
+import time
 from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
 
 import httpx
 from gateway_helpers import KCLOUD, ROOT, GatewayProcess, audit_rows, consume, issue, ndjson, snapshot
@@ -73,7 +75,7 @@ def test_revoked_and_unknown_tokens_get_401(start_gateway: Start) -> None:
     gw = start_gateway()
     env = settings_env(gw.settings)
     created = subprocess.run(
-        [str(KCLOUD), "vendor", "token", "create", "furiosa", "--label", "ci"],
+        [str(KCLOUD), "vendor", "token", "create", "--vendor", "furiosa", "--label", "ci"],
         cwd=ROOT,
         env=env,
         capture_output=True,
@@ -206,7 +208,7 @@ def test_a_burst_over_the_rate_gets_429_with_retry_after(start_gateway: Start) -
 
 def test_a_program_manager_token_cannot_push(start_gateway: Start) -> None:
     gw = start_gateway()
-    token = issue(gw.settings, "furiosa", role="program-manager")
+    token = issue(gw.settings, None, role="program-manager")
     answer = gw.push(token, ndjson(snapshot("rngd-1")))
     assert answer.status_code == 403 and answer.json()["error"] == "forbidden_role", answer.text
 
@@ -217,8 +219,68 @@ def test_health_and_metrics_report_what_the_gateway_did(start_gateway: Start) ->
     assert gw.push(token, ndjson(snapshot("rngd-1"), snapshot("rngd-2"))).status_code == 202
     health = httpx.get(f"{gw.url}/healthz")
     metrics = httpx.get(f"{gw.url}/metrics").text
-    assert health.status_code == 200 and health.json() == {"status": "ok", "database": "ok", "kafka": "ok"}
+    assert health.status_code == 200, health.text
+    assert health.json() == {"status": "ok", "database": "ok", "kafka": "ok", "unavailable": []}
     assert 'kcloud_gateway_snapshots_total{outcome="accepted",vendor="furiosa"} 2.0' in metrics
     assert 'kcloud_gateway_requests_total{status="202"} 1.0' in metrics
     spec = httpx.get(f"{gw.url}/openapi.json").json()
     assert "NodeSnapshot" in spec["components"]["schemas"]
+
+
+def test_an_expired_token_gets_401_saying_it_expired(start_gateway: Start) -> None:
+    gw = start_gateway()
+    soon = datetime.now(UTC) + timedelta(seconds=2)
+    token = issue(gw.settings, "furiosa", expires_at=soon)
+    before = gw.push(token, ndjson(snapshot("rngd-1")))
+    time.sleep(max(0.0, (soon - datetime.now(UTC)).total_seconds()) + 0.2)
+    after = gw.push(token, ndjson(snapshot("rngd-1", seq=2)))
+
+    assert before.status_code == 202, before.text
+    assert after.status_code == 401 and after.json()["error"] == "expired_token", after.text
+    assert "expired at" in after.json()["message"] and after.headers["WWW-Authenticate"] == "Bearer"
+    assert [r["status"] for r in audit_rows(gw.settings)] == [202, 401]
+
+
+def test_an_address_failing_to_authenticate_never_locks_out_a_valid_token_from_it(start_gateway: Start) -> None:
+    gw = start_gateway(gateway_auth_fail_burst=3)
+    good = issue(gw.settings, "furiosa")
+    wrong = "kc_0123456789ab_" + "x" * 43
+
+    failing = [gw.push(wrong, ndjson(snapshot("rngd-x", seq=i))).status_code for i in range(6)]
+    valid = gw.push(good, ndjson(snapshot("rngd-1")))
+    still_failing = gw.push(wrong, ndjson(snapshot("rngd-x", seq=9)))
+
+    assert failing[:3] == [401, 401, 401] and 429 in failing[3:], failing
+    assert valid.status_code == 202, valid.text
+    assert still_failing.status_code == 429 and still_failing.json()["error"] == "too_many_failed_authentications"
+    assert "Retry-After" in still_failing.headers
+
+
+def test_x_forwarded_for_is_believed_only_from_a_configured_proxy(start_gateway: Start) -> None:
+    wrong = "kc_0123456789ab_" + "x" * 43
+    spoofed = {"X-Forwarded-For": "203.0.113.7"}
+    plain = start_gateway(gateway_auth_fail_burst=2)
+    answers = [
+        httpx.post(
+            f"{plain.url}/v1/telemetry",
+            content=b"{}",
+            headers={
+                "Authorization": f"Bearer {wrong}",
+                "X-Forwarded-For": f"203.0.113.{i}",
+                "Content-Type": "application/json",
+            },
+        ).status_code
+        for i in range(4)
+    ]
+    assert answers == [401, 401, 429, 429], "a new X-Forwarded-For per request must not dodge the limit"
+    assert {r["remote_addr"] for r in audit_rows(plain.settings)} == {"127.0.0.1"}
+
+    behind = start_gateway(gateway_trusted_proxies="127.0.0.1")
+    token = issue(behind.settings, "furiosa")
+    answer = httpx.post(
+        f"{behind.url}/v1/telemetry",
+        content=ndjson(snapshot("rngd-1")),
+        headers={"Authorization": f"Bearer {token}", "Content-Type": "application/x-ndjson", **spoofed},
+    )
+    assert answer.status_code == 202, answer.text
+    assert audit_rows(behind.settings)[-1]["remote_addr"] == "203.0.113.7"

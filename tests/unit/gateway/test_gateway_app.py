@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import json
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Annotated
 
 import httpx
@@ -51,20 +52,26 @@ def test_the_documented_example_is_a_valid_snapshot_dated_inside_the_window_when
         assert TimeWindow.from_settings(settings).problem(at, datetime.now(UTC)) is None, example["collected_at"]
 
 
-def test_require_role_lets_the_role_through_and_refuses_others_with_403() -> None:
+def test_require_role_lets_the_role_through_and_refuses_others_with_403(tmp_path: Path) -> None:
     router = APIRouter()
 
     @router.get("/v1/test/needs-role")
     async def evidence(who: Annotated[Principal, Depends(require_role("program-manager"))]) -> dict[str, str]:
-        return {"vendor": who.vendor}
+        return {"role": who.role, "vendor": str(who.vendor_id)}
 
-    app = create_app(Settings(), extra_routers=[router])
-    app.dependency_overrides[authenticate] = lambda: Principal("0123456789ab", "furiosa", "program-manager")
-    assert _get(app, "/v1/test/needs-role").json() == {"vendor": "furiosa"}
+    # the app is not started (no database): its audit rows are kept in the spool
+    spool = tmp_path / "spool.jsonl"
+    app = create_app(Settings(gateway_audit_spool=spool), extra_routers=[router])
+    app.dependency_overrides[authenticate] = lambda: Principal("0123456789ab", None, "program-manager")
+    assert _get(app, "/v1/test/needs-role").json() == {"role": "program-manager", "vendor": "None"}
     app.dependency_overrides[authenticate] = lambda: Principal("0123456789ab", "furiosa", "vendor")
     refused = _get(app, "/v1/test/needs-role")
     assert refused.status_code == 403
     assert refused.json()["error"] == "forbidden_role" and "'program-manager'" in refused.json()["message"]
+    kept = [json.loads(line) for line in spool.read_text().splitlines()]
+    assert [r["status"] for r in kept] == [200, 403]
+    assert kept[1]["request_id"] == refused.headers["X-Request-Id"]
+    assert spool.stat().st_mode & 0o777 == 0o600
 
 
 def test_gateway_and_vendor_commands_teach_their_options() -> None:
