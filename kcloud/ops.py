@@ -1,0 +1,221 @@
+"""The operator's views behind `kcloud status` and `kcloud alerts`: every component's state in one look,
+and the alerts the stream workers opened and resolved.
+
+Reads only: Kafka (the stream workers' consumer group and its committed offsets), PostgreSQL (storage mode,
+alerts, the ledger head) and the gateway's `/healthz`. Nothing here starts, stops or writes anything.
+Imports infra, kcloud.db, kcloud.ledger, kcloud.settings and kcloud.topics.
+"""
+
+from __future__ import annotations
+
+import json
+import urllib.error
+import urllib.request
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+import psycopg
+
+from infra import stack
+from kcloud.db.mode import recorded_mode, server_version
+from kcloud.ledger import head
+from kcloud.settings import Settings
+from kcloud.topics import TELEMETRY
+
+__all__ = ["AlertRow", "Check", "WorkerGroup", "fetch_alerts", "status_checks", "worker_group"]
+
+OK, FAIL, NONE = "ok", "FAIL", "--"
+
+
+@dataclass(frozen=True)
+class Check:
+    """One line of `kcloud status`: a component, its state (`ok`, `FAIL`, or `--` for not running, which is
+    not a failure) and what was seen."""
+
+    component: str
+    state: str
+    detail: str
+
+    def line(self) -> str:
+        return f"{self.state:<4} {self.component:<10} {self.detail}"
+
+
+@dataclass
+class WorkerGroup:
+    """The stream workers' consumer group: its members and the records not yet consumed per partition."""
+
+    group: str
+    members: list[str] = field(default_factory=list)
+    lag: dict[int, int] = field(default_factory=dict)
+    state: str = ""
+
+    @property
+    def total_lag(self) -> int:
+        return sum(self.lag.values())
+
+
+def worker_group(settings: Settings, timeout_ms: int = 5000) -> WorkerGroup:
+    """The members of the workers' consumer group (`settings.app_id`) and its lag on the telemetry topic
+    (end offset minus committed offset; a partition never committed counts from its first offset)."""
+    from kafka import KafkaConsumer, TopicPartition
+    from kafka.admin import KafkaAdminClient
+
+    topic = settings.topic(TELEMETRY)
+    admin = KafkaAdminClient(
+        bootstrap_servers=settings.kafka_bootstrap, request_timeout_ms=timeout_ms, client_id="kcloud-status"
+    )
+    consumer = KafkaConsumer(
+        bootstrap_servers=settings.kafka_bootstrap, request_timeout_ms=timeout_ms, client_id="kcloud-status"
+    )
+    try:
+        described: dict[str, Any] = admin.describe_groups([settings.app_id]).get(settings.app_id) or {}
+        group = WorkerGroup(settings.app_id, state=str(described.get("group_state") or ""))
+        for member in described.get("members") or []:
+            host = str(member.get("client_host") or "").lstrip("/")
+            group.members.append(f"{member.get('client_id') or member.get('member_id')}@{host}")
+        committed: dict[Any, Any] = admin.list_group_offsets({settings.app_id: None}).get(settings.app_id) or {}
+        partitions = sorted(consumer.partitions_for_topic(topic) or ())
+        tps = [TopicPartition(topic, p) for p in partitions]
+        ends: dict[Any, int] = consumer.end_offsets(tps) if tps else {}
+        starts: dict[Any, int] = consumer.beginning_offsets(tps) if tps else {}
+        for tp in tps:
+            meta = committed.get(tp)
+            at = meta.offset if meta is not None and meta.offset is not None and meta.offset >= 0 else starts[tp]
+            group.lag[tp.partition] = max(0, int(ends[tp]) - int(at))
+        return group
+    finally:
+        consumer.close()
+        admin.close()
+
+
+def _database(settings: Settings) -> list[Check]:
+    try:
+        with psycopg.connect(settings.effective_database_url, connect_timeout=5) as conn:
+            version = server_version(conn)
+            mode = recorded_mode(conn)
+            if mode is None:
+                return [Check("storage", FAIL, f"PostgreSQL {version}, not migrated: run `kcloud db migrate`")]
+            checks = [Check("storage", OK, f"{mode[0]} on PostgreSQL {version} ({mode[1]})")]
+            rows = conn.execute(
+                "SELECT severity, count(*) FROM alerts WHERE resolved_at IS NULL GROUP BY severity ORDER BY 1"
+            ).fetchall()
+            total = sum(int(n) for _, n in rows)
+            by = ", ".join(f"{n} {sev}" for sev, n in rows)
+            checks.append(Check("alerts", OK, f"{total} open" + (f" ({by}); `kcloud alerts` lists them" if by else "")))
+            h = head(conn)
+            ledger = f"{h.count} row(s), head seq {h.seq}, hash {h.hash[:16]}..." if h.hash else "empty"
+            checks.append(Check("ledger", OK, ledger + "; `kcloud ledger verify` proves it"))
+            return checks
+    except psycopg.Error as exc:
+        return [Check("storage", FAIL, f"cannot read the database: {str(exc).strip().splitlines()[0]}")]
+
+
+def _workers(settings: Settings) -> Check:
+    try:
+        group = worker_group(settings)
+    except Exception as exc:
+        return Check("workers", FAIL, f"cannot read consumer group {settings.app_id!r}: {type(exc).__name__}: {exc}")
+    lag = " ".join(f"{p}:{n}" for p, n in sorted(group.lag.items()))
+    where = f"; lag by partition {lag} (total {group.total_lag})"
+    if not group.members:
+        return Check("workers", NONE, f"none in group {group.group!r} (`kcloud streams worker` starts one){where}")
+    names = ", ".join(group.members)
+    return Check("workers", OK, f"{len(group.members)} in group {group.group!r} ({names}){where}")
+
+
+def _gateway(settings: Settings) -> Check:
+    url = f"http://{settings.gateway_host}:{settings.gateway_port}/healthz"
+    try:
+        with urllib.request.urlopen(url, timeout=3) as resp:
+            return Check("gateway", OK, f"{url}: {resp.read().decode(errors='replace').strip()}")
+    except urllib.error.HTTPError as exc:  # it answers, unhealthy
+        return Check("gateway", FAIL, f"{url}: {exc.code} {exc.read().decode(errors='replace').strip()[:200]}")
+    except (OSError, ValueError):
+        return Check("gateway", NONE, f"not running on {url} (`kcloud gateway` starts it)")
+
+
+def status_checks(settings: Settings) -> list[Check]:
+    """Every component, in pipeline order: PostgreSQL, Kafka, storage mode, workers, gateway, alerts,
+    ledger. Components further on are checked only where what they need answers."""
+    st = stack.status(settings)
+    checks = [
+        Check("postgres", OK if st.postgres_healthy else FAIL, st.postgres_detail),
+        Check("kafka", OK if st.kafka_healthy else FAIL, st.kafka_detail),
+    ]
+    database = _database(settings) if st.postgres_healthy else []
+    checks.extend(database[:1])
+    if st.kafka_healthy:
+        checks.append(_workers(settings))
+    checks.append(_gateway(settings))
+    checks.extend(database[1:])
+    return checks
+
+
+@dataclass(frozen=True)
+class AlertRow:
+    """One alert as `kcloud alerts` shows it."""
+
+    started_at: datetime
+    resolved_at: datetime | None
+    severity: str
+    rule: str
+    node_id: str | None
+    device_uuid: str | None
+    summary: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "started_at": self.started_at.isoformat(),
+            "resolved_at": self.resolved_at.isoformat() if self.resolved_at else None,
+            "severity": self.severity,
+            "rule": self.rule,
+            "node_id": self.node_id,
+            "device_uuid": self.device_uuid,
+            "summary": self.summary,
+        }
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict())
+
+
+def fetch_alerts(
+    conn: psycopg.Connection[Any],
+    *,
+    state: str = "all",
+    since: timedelta | None = None,
+    rule: str | None = None,
+    severity: str | None = None,
+    node: str | None = None,
+    limit: int = 50,
+) -> list[AlertRow]:
+    """Alerts, newest first: `state` open, resolved or all; `since`: started or resolved within it (open
+    alerts always pass); `node` matches the node id or a prefix of it."""
+    where: list[str] = []
+    params: dict[str, Any] = {"limit": limit}
+    if state == "open":
+        where.append("a.resolved_at IS NULL")
+    elif state == "resolved":
+        where.append("a.resolved_at IS NOT NULL")
+    if since is not None:
+        where.append(
+            "(a.resolved_at IS NULL OR a.started_at >= now() - %(since)s OR a.resolved_at >= now() - %(since)s)"
+        )
+        params["since"] = since
+    if rule:
+        where.append("a.rule = %(rule)s")
+        params["rule"] = rule
+    if severity:
+        where.append("a.severity = %(severity)s")
+        params["severity"] = severity
+    if node:
+        where.append("a.node_id LIKE %(node)s")
+        params["node"] = node.replace("%", r"\%").replace("_", r"\_") + "%"
+    sql = (
+        "SELECT a.started_at, a.resolved_at, a.severity, a.rule, a.node_id, d.device_uuid, a.summary "
+        "FROM alerts a LEFT JOIN devices d USING (device_id)"
+        + (" WHERE " + " AND ".join(where) if where else "")
+        + " ORDER BY (a.resolved_at IS NULL) DESC, coalesce(a.resolved_at, a.started_at) DESC, a.alert_id DESC"
+        + " LIMIT %(limit)s"
+    )
+    return [AlertRow(*row) for row in conn.execute(sql, params).fetchall()]
