@@ -8,14 +8,20 @@ Imports infra, kcloud.db, kcloud.ledger, kcloud.settings and kcloud.topics.
 
 from __future__ import annotations
 
+import contextlib
 import json
+import logging
+import re
 import urllib.error
 import urllib.request
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
 import psycopg
+from kafka import KafkaConsumer, TopicPartition
+from kafka.admin import KafkaAdminClient
 
 from infra import stack
 from kcloud.db.mode import recorded_mode, server_version
@@ -55,12 +61,41 @@ class WorkerGroup:
         return sum(self.lag.values())
 
 
+#: a faust worker announces its web server's URL in its group membership metadata (its user data)
+_WEB_URL = re.compile(r'"url":\s*"(http[^"\\]+)"')
+
+
+def _member_name(member: dict[str, Any]) -> str:
+    """A member as an operator knows it: a faust worker by its web server's URL, else client id and host.
+    The URL is looked for in the whole member, however far kafka-python decoded its metadata."""
+    found = _WEB_URL.search(repr(member))
+    if found:
+        return found.group(1)
+    host = str(member.get("client_host") or "").lstrip("/")
+    return f"{member.get('client_id') or member.get('member_id')}@{host}"
+
+
+@contextlib.contextmanager
+def _quiet_kafka() -> Iterator[None]:
+    """kafka-python warns (on stderr, without logging set up) that it cannot decode faust's group metadata
+    and that a consumer without a group does not commit: neither is news to an operator."""
+    logger = logging.getLogger("kafka")
+    level = logger.level
+    logger.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        logger.setLevel(level)
+
+
 def worker_group(settings: Settings, timeout_ms: int = 5000) -> WorkerGroup:
     """The members of the workers' consumer group (`settings.app_id`) and its lag on the telemetry topic
     (end offset minus committed offset; a partition never committed counts from its first offset)."""
-    from kafka import KafkaConsumer, TopicPartition
-    from kafka.admin import KafkaAdminClient
+    with _quiet_kafka():
+        return _worker_group(settings, timeout_ms)
 
+
+def _worker_group(settings: Settings, timeout_ms: int) -> WorkerGroup:
     topic = settings.topic(TELEMETRY)
     admin = KafkaAdminClient(
         bootstrap_servers=settings.kafka_bootstrap, request_timeout_ms=timeout_ms, client_id="kcloud-status"
@@ -72,8 +107,7 @@ def worker_group(settings: Settings, timeout_ms: int = 5000) -> WorkerGroup:
         described: dict[str, Any] = admin.describe_groups([settings.app_id]).get(settings.app_id) or {}
         group = WorkerGroup(settings.app_id, state=str(described.get("group_state") or ""))
         for member in described.get("members") or []:
-            host = str(member.get("client_host") or "").lstrip("/")
-            group.members.append(f"{member.get('client_id') or member.get('member_id')}@{host}")
+            group.members.append(_member_name(member))
         committed: dict[Any, Any] = admin.list_group_offsets({settings.app_id: None}).get(settings.app_id) or {}
         partitions = sorted(consumer.partitions_for_topic(topic) or ())
         tps = [TopicPartition(topic, p) for p in partitions]

@@ -17,9 +17,11 @@ from pathlib import Path
 import pytest
 from pipeline_helpers import scalar, wait_until, worker_settings
 from prometheus_client.parser import text_string_to_metric_families
+from typer.testing import CliRunner
 
 from collectors.producer import SnapshotProducer
 from infra.kafka import KafkaService
+from kcloud.cli import app
 from kcloud.db.connect import connect
 from kcloud.gateway.registry import create_token
 from kcloud.settings import Settings
@@ -203,3 +205,15 @@ def test_every_component_serves_the_metrics_readme_lists(stack: Stack) -> None:
     stored = value(worker, "kcloud_worker_samples_stored_total")
     assert stored == scalar(url, "SELECT count(*) FROM device_samples") > 0
     assert value(worker, "kcloud_worker_messages_total") == value(worker, "kcloud_worker_snapshots_valid_total") + 1
+
+    # `kcloud status` sees the same pipeline: every component up, one worker, nothing left to read
+    env = settings_env(stack.settings.model_copy(update={"gateway_port": int(stack.gateway_url.rsplit(":", 1)[1])}))
+    result = CliRunner().invoke(app, ["status"], env=env)
+    lines = {c: (state, detail) for state, c, detail in (ln.split(None, 2) for ln in result.output.splitlines())}
+    assert result.exit_code == 0, result.output
+    assert [c for c, (state, _) in lines.items() if state != "ok"] == [], result.output
+    web = f"http://127.0.0.1:{stack.settings.worker_web_port}"
+    assert lines["workers"][1].startswith(f"1 in group {stack.settings.app_id!r} ({web})"), result.output
+    assert lines["workers"][1].endswith("(total 0)"), result.output
+    assert lines["ledger"][1].startswith(f"{scalar(url, 'SELECT count(*) FROM deployment_events')} row(s)")
+    assert lines["storage"][1].split()[0] in ("postgresql", "timescaledb")
