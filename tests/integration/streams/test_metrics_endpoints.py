@@ -20,6 +20,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from typer.testing import CliRunner
 
 from collectors.producer import SnapshotProducer
+from dashboards.pipeline import PIPELINE, metric_names
 from infra.kafka import KafkaService
 from kcloud.cli import app
 from kcloud.db.connect import connect
@@ -182,6 +183,7 @@ def test_every_component_serves_the_metrics_readme_lists(stack: Stack) -> None:
     wait_until(lambda: value(worker, "kcloud_worker_dead_letters_total", reason="invalid_json") == 1, 60, "dead letter")
     wait_until(lambda: scalar(url, "SELECT count(*) FROM nodes") == NODES + 1, 60, "the fleet and the pushed node")
 
+    served: dict[str, set[str]] = {}
     for name, metrics_url, prefix in (
         ("worker", worker, "kcloud_worker"),
         ("gateway", stack.gateway_url + "/metrics", "kcloud_gateway"),
@@ -190,6 +192,13 @@ def test_every_component_serves_the_metrics_readme_lists(stack: Stack) -> None:
         families = scrape(metrics_url)
         assert families, f"{name}: nothing parsed from {metrics_url}"
         assert_documented_both_ways(families, prefix)
+        served.update(families)
+
+    # every series the pipeline dashboard queries is one these components really serve
+    series = set().union(*served.values())
+    for panel in PIPELINE.panels:
+        for metric in metric_names(panel):
+            assert metric in series or metric.removesuffix("_total") in served, f"{panel.title}: {metric}"
 
     assert value(stack.gateway_url + "/metrics", "kcloud_gateway_snapshots_total", vendor="furiosa", outcome="accepted")
     assert value(stack.collector_metrics, "kcloud_collector_delivered_total") > 0
