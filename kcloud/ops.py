@@ -12,6 +12,7 @@ import contextlib
 import json
 import logging
 import re
+import socket
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
@@ -23,7 +24,8 @@ import psycopg
 from kafka import KafkaConsumer, TopicPartition
 from kafka.admin import KafkaAdminClient
 
-from infra import stack
+from infra.kafka import KafkaService
+from infra.postgres import PostgresService
 from kcloud.db.mode import recorded_mode, server_version
 from kcloud.ledger import head
 from kcloud.settings import Settings
@@ -169,17 +171,34 @@ def _gateway(settings: Settings) -> Check:
         return Check("gateway", NONE, f"not running on {url} (`kcloud gateway` starts it)")
 
 
+def _reachable(bootstrap: str, timeout_s: float = 2.0) -> bool:
+    """Whether any of the bootstrap servers accepts a TCP connection."""
+    for server in bootstrap.split(","):
+        host, _, port = server.strip().rpartition(":")
+        try:
+            with socket.create_connection((host or "127.0.0.1", int(port)), timeout=timeout_s):
+                return True
+        except (OSError, ValueError):
+            continue
+    return False
+
+
 def status_checks(settings: Settings) -> list[Check]:
     """Every component, in pipeline order: PostgreSQL, Kafka, storage mode, workers, gateway, alerts,
     ledger. Components further on are checked only where what they need answers."""
-    st = stack.status(settings)
+    pg = PostgresService(settings).status()
+    if _reachable(settings.kafka_bootstrap):
+        kafka = KafkaService(settings).status()
+        kafka_ok, kafka_detail = kafka.healthy, kafka.detail
+    else:  # no broker listens: say so now rather than after the admin client's retries
+        kafka_ok, kafka_detail = False, f"nothing accepts connections on {settings.kafka_bootstrap}"
     checks = [
-        Check("postgres", OK if st.postgres_healthy else FAIL, st.postgres_detail),
-        Check("kafka", OK if st.kafka_healthy else FAIL, st.kafka_detail),
+        Check("postgres", OK if pg.healthy else FAIL, pg.detail),
+        Check("kafka", OK if kafka_ok else FAIL, kafka_detail),
     ]
-    database = _database(settings) if st.postgres_healthy else []
+    database = _database(settings) if pg.healthy else []
     checks.extend(database[:1])
-    if st.kafka_healthy:
+    if kafka_ok:
         checks.append(_workers(settings))
     checks.append(_gateway(settings))
     checks.extend(database[1:])

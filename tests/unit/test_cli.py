@@ -131,3 +131,17 @@ def test_alerts_refuses_contradicting_or_malformed_filters_without_a_database() 
     assert both.exit_code == 2 and "--open and --resolved exclude each other" in both.output
     bad = runner.invoke(app, ["alerts", "--since", "yesterday"])
     assert bad.exit_code == 2 and "'yesterday' is not a duration" in bad.output
+
+
+def test_status_says_quickly_what_is_down_and_exits_1(tmp_path: Path) -> None:
+    env = {
+        "KCLOUD_STATE_DIR": str(tmp_path),
+        "KCLOUD_KAFKA_BOOTSTRAP": "127.0.0.1:1",
+        "KCLOUD_PG_PORT": "2",
+        "KCLOUD_GATEWAY_PORT": "3",
+    }
+    result = runner.invoke(app, ["status"], env=env)
+    assert result.exit_code == 1
+    states = {ln.split()[1]: ln.split()[0] for ln in result.output.splitlines()}
+    assert states == {"postgres": "FAIL", "kafka": "FAIL", "gateway": "--"}, result.output
+    assert "nothing accepts connections on 127.0.0.1:1" in result.output
