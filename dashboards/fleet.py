@@ -184,7 +184,7 @@ INGEST_RATE = PanelSpec(
     columns=("time", "metric", "samples_per_s"),
     viz="timeseries",
     fmt="time_series",
-    unit="reqps",
+    unit="suffix: samples/s",
     min=0,
     interval="1m",
 )
@@ -206,7 +206,7 @@ ORDER BY 1, 2""",
     columns=("time", "metric", "rejected_per_s"),
     viz="timeseries",
     fmt="time_series",
-    unit="reqps",
+    unit="suffix: samples/s",
     min=0,
     empty_ok="ingest_audit is written only by the vendor push gateway; collectors alone leave it empty",
 )

@@ -7,12 +7,16 @@ an operator can fix are printed as one clear message and a non-zero exit, never 
 from __future__ import annotations
 
 import sys
+from datetime import UTC, timedelta
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
 from infra.errors import InfraError
+from kcloud import __version__
+from kcloud.cli_help import polish
 from kcloud.ledger.keys import LedgerKeyError
 from kcloud.settings import Settings, SettingsError, load_settings
 
@@ -20,8 +24,9 @@ __all__ = ["app", "main"]
 
 app = typer.Typer(
     help="kcloud-observatory: GPU and domestic-NPU fleet telemetry, deployment evidence and dashboards.",
+    epilog="Example: kcloud demo --duration 60; then kcloud status, kcloud alerts. Every command's --help has one.",
     no_args_is_help=True,
-    add_completion=False,
+    add_completion=False,  # `kcloud completion SHELL` prints the script instead
     pretty_exceptions_enable=False,
 )
 infra_app = typer.Typer(
@@ -85,6 +90,12 @@ def settings() -> Settings:
     return load_settings(_State.config, dict(_State.overrides))
 
 
+def _print_version(value: bool) -> None:
+    if value:
+        typer.echo(f"kcloud-observatory {__version__}")
+        raise typer.Exit()
+
+
 @app.callback()
 def _global(
     ctx: typer.Context,
@@ -95,6 +106,10 @@ def _global(
         Path | None,
         typer.Option("--state-dir", help="Where local Kafka and PostgreSQL keep data and logs (default .kcloud)."),
     ] = None,
+    version: Annotated[
+        bool,
+        typer.Option("--version", is_eager=True, callback=_print_version, help="Print the version and exit."),
+    ] = False,
 ) -> None:
     _State.config = config
     _State.overrides = {"state_dir": state_dir} if state_dir else {}
@@ -160,7 +175,8 @@ def demo(
     nodes: Annotated[int, typer.Option(min=1, help="Simulated nodes (8 accelerators each).")] = 50,
     interval: Annotated[float, typer.Option(min=0.5, help="Seconds between a node's snapshots.")] = 5.0,
     duration: Annotated[
-        float | None, typer.Option(min=1, help="Stop after this many seconds [default: run until Ctrl-C].")
+        float | None,
+        typer.Option(min=1, help="Stop after this many seconds.", show_default="run until Ctrl-C"),
     ] = None,
     gateway: Annotated[bool, typer.Option(help="Also run the vendor push gateway.")] = True,
 ) -> None:
@@ -220,6 +236,117 @@ def device_decommission(
     producer.flush(timeout=30)
     producer.close()
     typer.echo(f"device {uuid} decommissioned at {event.at.isoformat()} ({reason}); recorded in the ledger")
+
+
+# -- status, alerts, completion ------------------------------------------------------------------
+@app.command("status")
+def status() -> None:
+    """Every component in one look: PostgreSQL, Kafka, storage mode, stream workers and their lag, the
+    gateway, open alerts and the ledger head; exit 1 when one has FAILed (`--`: not running).
+    """
+    from kcloud.ops import FAIL, status_checks
+
+    checks = status_checks(settings())
+    for check in checks:
+        typer.echo(check.line())
+    raise typer.Exit(1 if any(c.state == FAIL for c in checks) else 0)
+
+
+def _duration(text: str) -> timedelta:
+    """`90s`, `15m`, `24h`, `7d` (a bare number is hours)."""
+    units = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days"}
+    raw = text.strip().lower()
+    unit = raw[-1] if raw and raw[-1] in units else "h"
+    number = raw[:-1] if raw and raw[-1] in units else raw
+    try:
+        value = float(number)
+    except ValueError:
+        raise typer.BadParameter(f"{text!r} is not a duration such as 90s, 15m, 24h or 7d") from None
+    if value <= 0:
+        raise typer.BadParameter(f"{text!r}: a duration must be positive")
+    return timedelta(**{units[unit]: value})
+
+
+@app.command("alerts")
+def alerts(  # noqa: PLR0917 (typer maps parameters to options)
+    open_only: Annotated[bool, typer.Option("--open", help="Only the alerts still open.")] = False,
+    resolved: Annotated[bool, typer.Option("--resolved", help="Only the alerts resolved.")] = False,
+    since: Annotated[
+        str,
+        typer.Option(help="Started or resolved within this long (90s, 15m, 24h, 7d); open ones always show."),
+    ] = "24h",
+    rule: Annotated[
+        str | None,
+        typer.Option(help="Only this rule: node_silent, temp_high, health_failed, ecc_rising.", show_default="all"),
+    ] = None,
+    severity: Annotated[
+        str | None, typer.Option(help="Only this severity: warning or critical.", show_default="all")
+    ] = None,
+    node: Annotated[str | None, typer.Option(help="Only nodes whose id starts with this.", show_default="all")] = None,
+    limit: Annotated[int, typer.Option(min=1, help="Show at most this many, newest first.")] = 50,
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON object per line instead of a table.")] = False,
+) -> None:
+    """The alerts the stream workers opened and resolved: open ones first, then the recent ones.
+
+    Example: kcloud alerts --open --severity critical
+    """
+    import psycopg
+
+    from kcloud.ops import fetch_alerts
+
+    if open_only and resolved:
+        raise typer.BadParameter("--open and --resolved exclude each other; give one or neither")
+    state = "open" if open_only else "resolved" if resolved else "all"
+    window = _duration(since)
+    s = settings()
+    try:
+        with psycopg.connect(s.effective_database_url, connect_timeout=5) as conn:
+            rows = fetch_alerts(conn, state=state, since=window, rule=rule, severity=severity, node=node, limit=limit)
+    except psycopg.Error as exc:
+        typer.echo(f"kcloud: cannot read the alerts: {str(exc).strip().splitlines()[0]}", err=True)
+        raise typer.Exit(1) from exc
+    if as_json:
+        for row in rows:
+            typer.echo(row.to_json())
+        return
+    if not rows:
+        typer.echo(f"no {'' if state == 'all' else state + ' '}alerts within {since} matching the filters")
+        return
+    typer.echo(f"{'state':<8} {'started (UTC)':<19} {'severity':<8} {'rule':<13} {'node':<16} summary")
+    for row in rows:
+        when = row.started_at.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S")
+        shown = "open" if row.resolved_at is None else "resolved"
+        typer.echo(f"{shown:<8} {when:<19} {row.severity:<8} {row.rule:<13} {row.node_id or '-':<16} {row.summary}")
+
+
+class _Shell(StrEnum):
+    bash = "bash"
+    zsh = "zsh"
+    fish = "fish"
+    powershell = "powershell"
+
+
+@app.command("completion")
+def completion(shell: Annotated[_Shell, typer.Argument(help="bash, zsh, fish or powershell.")]) -> None:
+    """Print the shell completion script for `kcloud` (commands, options, choices) to load in your shell."""
+    from typer._completion_shared import get_completion_script
+
+    typer.echo(get_completion_script(prog_name="kcloud", complete_var="_KCLOUD_COMPLETE", shell=shell.value))
+
+
+polish(app)
+
+
+def _enable_completion() -> None:
+    """Answer the shells' completion requests (`_KCLOUD_COMPLETE=complete_bash ...`, sent by the script that
+    `kcloud completion` prints): typer registers its completion classes only for its own
+    `--install-completion` option, which `kcloud` does not use."""
+    from typer._completion_classes import completion_init
+
+    completion_init()
+
+
+_enable_completion()
 
 
 def main() -> None:

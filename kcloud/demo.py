@@ -4,8 +4,11 @@ Brings the local Kafka and PostgreSQL up, applies the migrations, then runs and 
 the vendor gateway and a simulated-fleet collector (live: one snapshot per node per interval, stamped
 with the wall clock), plus one malformed message to show the dead-letter path. A status line every few
 seconds shows samples/s stored, ingest lag, devices by status and open alerts. A child that dies is
-restarted (a few times at most). Ctrl-C, or the end of `--duration`, stops the collector first, waits
-until the worker has stored what was delivered, then stops the rest and prints the totals.
+restarted (a few times at most), said on a line of its own; so is the restarted worker catching up (its
+consumer lag back within one round of the fleet's snapshots). Ctrl-C, or the end of `--duration`, stops
+the collector first, waits until the worker has stored what was delivered, then stops the rest and prints
+the totals, which count across restarts: samples from the database, dead letters (distinct records) from
+kcloud.deadletter.v1.
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 import psycopg
+from kafka import KafkaConsumer, TopicPartition
 
 from collectors.producer import SnapshotProducer
 from infra import stack
@@ -32,6 +36,7 @@ from kcloud.ledger import trusted_key, verify_ledger
 from kcloud.ledger.publish import trusted_checkpoints
 from kcloud.settings import Settings
 from kcloud.supervisor import Child, ChildSpec
+from kcloud.topics import DEADLETTER
 from streams.launcher import settings_env
 
 __all__ = ["DemoReport", "run_demo"]
@@ -142,9 +147,35 @@ class _Demo:
             )
         )
 
+        #: a restarted worker counts from 0 again: what its predecessors had counted, per counter
+        self._carried: dict[str, int] = {}
+        self._last: dict[str, int] = {}
+
     def _counters(self) -> dict[str, object]:
         loaded: dict[str, object] = json.loads(_get(f"http://127.0.0.1:{self.worker_port}/counters/"))
         return loaded
+
+    def totals(self) -> dict[str, int]:
+        """The worker's counters summed over its restarts (a counter that went down is a new worker)."""
+        c = self._counters()
+        out: dict[str, int] = {}
+        for name in ("samples_stored", "deadlettered", "snapshots_valid"):
+            now = int(str(c.get(name, 0)))
+            if now < self._last.get(name, 0):
+                self._carried[name] = self._carried.get(name, 0) + self._last[name]
+            self._last[name] = now
+            out[name] = self._carried.get(name, 0) + now
+        return out
+
+    def lag(self) -> int | None:
+        """Records the worker has not stored yet, over its partitions (None: its metrics do not answer)."""
+        try:
+            text = _get(f"http://127.0.0.1:{self.worker_port}/metrics").decode()
+        except OSError:
+            return None
+        if "kcloud_worker_consumer_lag_messages{" not in text:
+            return None  # no partition assigned yet: it is still joining its group
+        return int(_metric(text, "kcloud_worker_consumer_lag_messages"))
 
     def delivered(self) -> int:
         text = _get(f"http://127.0.0.1:{self.metrics_port}/metrics").decode()
@@ -153,10 +184,10 @@ class _Demo:
     def status(self) -> _Status:
         st = _Status()
         with contextlib.suppress(OSError, ValueError):
-            c = self._counters()
-            st.stored = int(str(c.get("samples_stored", 0)))
-            st.deadlettered = int(str(c.get("deadlettered", 0)))
-            st.snapshots = int(str(c.get("snapshots_valid", 0)))
+            c = self.totals()
+            st.stored = c["samples_stored"]
+            st.deadlettered = c["deadlettered"]
+            st.snapshots = c["snapshots_valid"]
         with psycopg.connect(self.url) as conn:
             lag = conn.execute(
                 "SELECT extract(epoch FROM now() - max(last_seen)) FROM nodes WHERE node_id LIKE %s",
@@ -197,6 +228,7 @@ def run_demo(
     KafkaService(settings).ensure_topics()
     demo = _Demo(settings, nodes, interval_s, echo)
     since = datetime.now(UTC).replace(microsecond=0)
+    letters_from = _deadletter_ends(settings)
     children = [demo.worker, *([demo.gateway] if with_gateway else []), demo.collector]
     started: list[Child] = []
     delivered = dead = 0
@@ -213,6 +245,9 @@ def run_demo(
             + (f" for {duration_s:g}s" if duration_s else "; Ctrl-C stops")
             + (f"; gateway on http://{settings.gateway_host}:{demo.gateway_port}" if with_gateway else "")
         )
+        worker_url = f"http://127.0.0.1:{demo.worker_port}"
+        echo(f"stream worker: {worker_url}/counters/ (JSON) and {worker_url}/metrics (Prometheus)")
+        echo(f"collector: http://127.0.0.1:{demo.metrics_port}/metrics (Prometheus); `kcloud status` shows them all")
         _watch(demo, started, duration_s, echo)
     except KeyboardInterrupt:
         echo("stopping (Ctrl-C)")
@@ -224,7 +259,8 @@ def run_demo(
                 child.stop()
         if demo.worker.alive:
             _drain(demo, since, delivered, echo)
-            dead = _dead_letters(demo)
+        with contextlib.suppress(Exception):  # Kafka away at the end: the summary says 0
+            dead = _dead_letters(settings, letters_from)
         for child in reversed(started):
             child.stop()
     samples, snapshots = demo.stored_since(since)
@@ -246,23 +282,82 @@ def run_demo(
     )
 
 
-def _dead_letters(demo: _Demo) -> int:
+def _deadletter_ends(settings: Settings) -> dict[TopicPartition, int]:
+    """The end offset of each partition of kcloud.deadletter.v1 now."""
+    consumer = KafkaConsumer(bootstrap_servers=settings.kafka_bootstrap.split(","), client_id="kcloud-demo")
     try:
-        return int(str(demo._counters().get("deadlettered", 0)))
-    except (OSError, ValueError):
+        topic = settings.topic(DEADLETTER)
+        tps = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or ())]
+        ends: dict[TopicPartition, int] = consumer.end_offsets(tps) if tps else {}
+        return ends
+    finally:
+        consumer.close()
+
+
+def _dead_letters(settings: Settings, since: dict[TopicPartition, int]) -> int:
+    """The distinct records dead-lettered since the offsets `since`, read from kcloud.deadletter.v1 itself: a
+    restarted worker counts from 0 again, and one that replays a batch may dead-letter a record twice."""
+    ends = _deadletter_ends(settings)
+    wanted = {tp: end for tp, end in ends.items() if end > since.get(tp, 0)}
+    if not wanted:
         return 0
+    consumer = KafkaConsumer(
+        bootstrap_servers=settings.kafka_bootstrap.split(","), client_id="kcloud-demo", enable_auto_commit=False
+    )
+    seen: set[tuple[object, ...]] = set()
+    try:
+        consumer.assign(list(wanted))
+        for tp in wanted:
+            consumer.seek(tp, since.get(tp, 0))
+        deadline = time.monotonic() + 30
+        while wanted and time.monotonic() < deadline:
+            for tp, records in consumer.poll(timeout_ms=500).items():
+                for record in records:
+                    if record.offset < wanted.get(tp, 0):
+                        seen.add(_letter_key(record.value))
+                if consumer.position(tp) >= wanted.get(tp, 0):
+                    wanted.pop(tp, None)
+    finally:
+        consumer.close()
+    return len(seen)
+
+
+def _letter_key(value: bytes) -> tuple[object, ...]:
+    """What makes a dead letter one record: where it was read from (or, without that, its bytes)."""
+    try:
+        doc = json.loads(value)
+    except ValueError:
+        return ("unreadable", value)
+    if doc.get("offset") is not None:
+        return (doc.get("stage"), doc.get("source_topic"), doc.get("partition"), doc.get("offset"))
+    return (doc.get("stage"), doc.get("original_b64"), doc.get("key"))
 
 
 def _watch(demo: _Demo, children: list[Child], duration_s: float | None, echo: Callable[[str], None]) -> None:
     end = None if duration_s is None else time.monotonic() + duration_s
     window: deque[tuple[float, int]] = deque(maxlen=6)  # the rate over the last ~15 s
     tty = sys.stdout.isatty()
+    restarted_at: float | None = None  # when the worker was restarted and has not caught up since
+
+    def say(line: str) -> None:
+        """A line of its own, never glued to the live status line."""
+        if tty:
+            sys.stdout.write("\r\x1b[2K")
+            sys.stdout.flush()
+        echo(line)
+
     while end is None or time.monotonic() < end:
         time.sleep(min(3.0, max(0.1, (end - time.monotonic()) if end else 3.0)))
         for child in children:
             note = child.check()
             if note:
-                echo(note)
+                say(note)
+                if child is demo.worker:
+                    restarted_at = time.monotonic()
+        behind = demo.lag() if restarted_at is not None else None
+        if restarted_at is not None and behind is not None and behind <= demo.nodes:  # within one round of input
+            say(f"stream worker caught up {time.monotonic() - restarted_at:.0f}s after its restart (lag {behind})")
+            restarted_at = None
         st = demo.status()
         window.append((time.monotonic(), st.stored))
         (t_a, n_a), (t_b, n_b) = window[0], window[-1]

@@ -10,15 +10,18 @@ from __future__ import annotations
 import asyncio
 import gc
 import logging
+import time
 from typing import Any
 
 import faust
+from prometheus_client import CONTENT_TYPE_LATEST
 
 from kcloud.records import AlertMessage, DeadLetter, DeploymentEvent, NodeSnapshot
 from kcloud.settings import Settings
 from kcloud.timewindow import TimeWindow
 from kcloud.topics import ALERTS, DEADLETTER, DEPLOYMENTS, TELEMETRY, TopicSpec
 from streams.ingest import IngestProcessor, RawMessage
+from streams.metrics import WorkerMetrics
 from streams.progress import PartitionProgress
 from streams.refresh import RefreshBusyError, RollupRefresher
 from streams.sink import SampleSink, WriteResult
@@ -67,8 +70,12 @@ def create_app(settings: Settings) -> faust.App:
     progress = PartitionProgress(idle_after_s=settings.quiet_after_s)
 
     async def write(snapshots: list[NodeSnapshot], partitions: dict[str, int]) -> WriteResult:
-        async with sink_lock:
-            return await asyncio.to_thread(sink.write, snapshots, partitions)
+        started = time.perf_counter()
+        try:
+            async with sink_lock:
+                return await asyncio.to_thread(sink.write, snapshots, partitions)
+        finally:
+            metrics.write_seconds.observe(time.perf_counter() - started)
 
     async def produce(spec: TopicSpec, records: list[tuple[bytes, bytes]]) -> None:
         """Send `records` (key, value) and wait until the broker has every one (before the batch is acked).
@@ -92,6 +99,9 @@ def create_app(settings: Settings) -> faust.App:
     processor = IngestProcessor(
         write, publish, publish_events, publish_alerts, window=TimeWindow.from_settings(settings), progress=progress
     )
+    metrics = WorkerMetrics(lambda: processor.counters)
+    #: next offset to read of each telemetry partition, after the batches this worker has finished
+    position: dict[int, int] = {}
 
     def assigned() -> list[int]:
         try:
@@ -113,6 +123,8 @@ def create_app(settings: Settings) -> faust.App:
                 for ev in events
             ]
             await processor.handle(batch)
+            for msg in batch:
+                position[msg.partition] = max(position.get(msg.partition, 0), msg.offset + 1)
 
     @app.timer(interval=max(5.0, settings.sample_interval_s * 3))  # type: ignore[untyped-decorator]
     async def silence_sweep() -> None:
@@ -165,6 +177,31 @@ def create_app(settings: Settings) -> faust.App:
     @app.page("/counters/")
     async def counters(web: Any, request: Any) -> Any:
         return web.json({**vars(processor.counters), "assigned_partitions": assigned()})
+
+    async def consumer_lag() -> dict[int, int]:
+        """Records behind per held telemetry partition: the broker's end offset minus the position (the
+        further of the batches this worker finished and the group's committed offset; else the start)."""
+        tps = [tp for tp in app.consumer.assignment() if tp.topic == telemetry.get_topic_name()]
+        if not tps:
+            return {}
+        ends = await app.consumer.highwaters(*tps)
+        committed = getattr(app.consumer, "_committed_offset", {})  # faust keeps no public accessor
+        unknown = [tp for tp in tps if tp.partition not in position and committed.get(tp) is None]
+        starts = await app.consumer.earliest_offsets(*unknown) if unknown else {}
+        lag: dict[int, int] = {}
+        for tp in tps:
+            known = [int(at) for at in (position.get(tp.partition), committed.get(tp)) if at is not None]
+            at = max(known) if known else int(starts.get(tp, 0))
+            lag[tp.partition] = int(ends.get(tp) or 0) - at
+        return lag
+
+    @app.page("/metrics")
+    async def prometheus(web: Any, request: Any) -> Any:
+        try:
+            metrics.set_lag(await consumer_lag())
+        except Exception as exc:  # the broker is away or the worker is rebalancing: the lag shown is the last one
+            log.debug("consumer lag not read (%s: %s)", type(exc).__name__, exc)
+        return web.bytes(metrics.exposition(), headers={"Content-Type": CONTENT_TYPE_LATEST})
 
     @app.timer(interval=30.0)  # type: ignore[untyped-decorator]
     async def report() -> None:

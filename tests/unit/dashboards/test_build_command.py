@@ -30,8 +30,10 @@ def test_build_writes_datasource_provider_dashboards_and_alerts(tmp_path: Path) 
     for spec in DASHBOARDS:
         board = json.loads((tmp_path / f"dashboards/kcloud/{spec.uid}.json").read_text())
         assert board["uid"] == spec.uid and len(board["panels"]) == len(spec.panels)
+    pipeline = json.loads((tmp_path / "dashboards/kcloud/kcloud-pipeline.json").read_text())
+    assert pipeline["title"] == "kcloud pipeline"
     assert (tmp_path / "alerting/kcloud-alerts.yaml").is_file()
-    assert "8 changed" in out
+    assert "9 changed" in out
 
 
 def test_building_again_changes_nothing_and_check_passes(tmp_path: Path) -> None:
