@@ -33,6 +33,7 @@ from pipeline_helpers import scalar, wait_until
 from reliability_helpers import ROOT, free_port, record_figures, start_worker
 from small_disk import SmallDisk
 
+from collectors.simulator import SimulatedFleet
 from infra.kafka import KafkaService
 from infra.process import port_open
 from kcloud.db.migrate import migrate
@@ -122,7 +123,7 @@ class Agent:
 
     def labelled(self, name: str, **labels: str) -> float:
         """A labelled sample, e.g. `labelled("spool_write_errors_total", error="ENOSPC")` (0 while absent)."""
-        inner = ",".join(f'{k}="{v}"' for k, v in labels.items())
+        inner = ",".join(f'{k}="{v}"' for k, v in sorted(labels.items()))
         return max(_metric(self.port, re.escape(f"kcloud_collector_{name}{{{inner}}}")), 0.0)
 
     def wait(self, what: str, check: object, timeout: float) -> None:
@@ -368,6 +369,7 @@ def test_the_dropped_count_equals_the_snapshots_that_never_arrived(spool_run: Sp
 # -- the disk under the spool full or failing ------------------------------------------------------------
 DISK_NODES = 10
 DISK_INTERVAL_S = 0.2
+DISK_WINDOW_S = 300.0  # a run is far shorter: the agent's 30 s start, the fault, 90 s drain at most
 _SUMMARY = re.compile(
     r"stopped after (\d+) tick\(s\): (\d+) snapshot\(s\) sampled \+ (\d+) found in the spool at start = "
     r"(\d+) delivered \+ (\d+) left in the spool \+ (\d+) dropped"
@@ -380,7 +382,8 @@ class DiskFaultRun:
 
     exit_code: int
     ticks: int
-    sampled: int
+    sampled: int  # as the agent counted them
+    expected: int  # as the simulator says they were sampled
     delivered: int
     left: int
     dropped: int
@@ -428,7 +431,17 @@ def _disk_fault_run(
     if own_broker.running_pid() is None:
         own_broker.up()
     KafkaService(settings).ensure_topics()
-    args = ["--nodes", str(DISK_NODES), "--seed", "11", "--interval", str(DISK_INTERVAL_S), "--spool-max-mb", "1"]
+    seed = _steady_seed(DISK_WINDOW_S)
+    args = [
+        "--nodes",
+        str(DISK_NODES),
+        "--seed",
+        str(seed),
+        "--interval",
+        str(DISK_INTERVAL_S),
+        "--spool-max-mb",
+        "1",
+    ]
     agent = Agent(settings, tmp, *args, spool=spool)
     pid = agent.proc.pid
     try:
@@ -448,13 +461,72 @@ def _disk_fault_run(
     ticks, sampled, at_start, delivered, left, dropped = (int(n) for n in summary[-1])
     assert at_start == 0
     reported = [int(n) for n in re.findall(r"dropped the \d+ oldest undelivered record\(s\), (\d+) since start", log)]
+    records = _topic_times(settings, sampled - dropped)
     per_node: dict[str, list[int]] = defaultdict(list)
-    for node_id, seq, _ in _topic(settings, sampled - dropped):
+    for node_id, seq, _ in records:
         per_node[node_id].append(seq)
-    lost = {node: sorted(set(range(ticks)) - set(seqs)) for node, seqs in per_node.items()}
+    expected = _sampled(seed, records, ticks)
+    lost = {node: sorted(set(seqs) - set(per_node.get(node, []))) for node, seqs in expected.items()}
+    assert all(set(per_node[node]) <= set(expected.get(node, [])) for node in per_node), "a snapshot never sampled"
     return DiskFaultRun(
-        code, ticks, sampled, delivered, left, dropped, reported, dict(per_node), lost, ticks_per_s, log, phases
+        code,
+        ticks,
+        sampled,
+        sum(len(seqs) for seqs in expected.values()),
+        delivered,
+        left,
+        dropped,
+        reported,
+        dict(per_node),
+        lost,
+        ticks_per_s,
+        log,
+        phases,
     )
+
+
+def _topic_times(settings: Settings, expect: int) -> list[tuple[str, int, datetime]]:
+    """(node_id, seq, collected_at) of every record on the telemetry topic (until `expect` or 20 s idle)."""
+    consumer = KafkaConsumer(
+        settings.topic(TELEMETRY),
+        bootstrap_servers=settings.kafka_bootstrap,
+        auto_offset_reset="earliest",
+        enable_auto_commit=False,
+        consumer_timeout_ms=5000,
+    )
+    got: list[tuple[str, int, datetime]] = []
+    deadline = time.monotonic() + 20
+    try:
+        while len(got) < expect and time.monotonic() < deadline:
+            for record in consumer:
+                snap = parse_snapshot(record.value)
+                got.append((snap.node.node_id, snap.seq, snap.collected_at))
+    finally:
+        consumer.close()
+    return got
+
+
+def _steady_seed(window_s: float) -> int:
+    """A simulator seed whose fleet keeps the same nodes online for the next `window_s` seconds (its offline
+    spells last 5 minutes or more, so a set that is the same at every second is the same throughout): then
+    every node online sends a snapshot in every tick, and one missing from the topic was lost."""
+    now = time.time()
+    points = [datetime.fromtimestamp(now + t, UTC) for t in range(-5, int(window_s) + 1)]
+    for seed in range(1, 1000):
+        fleet = SimulatedFleet(DISK_NODES, seed=seed)
+        if len({fleet.conditions(at).offline for at in points}) == 1:
+            return seed
+    pytest.fail(f"no simulator seed keeps its {DISK_NODES} nodes steady for {window_s:.0f} s")
+
+
+def _sampled(seed: int, records: list[tuple[str, int, datetime]], ticks: int) -> dict[str, list[int]]:
+    """Every (node, seq) the agent sampled, from the simulator itself: each tick, every node online."""
+    fleet = SimulatedFleet(DISK_NODES, seed=seed)
+    assert records, "nothing reached the topic"
+    last = max(at for _, _, at in records)
+    assert last.timestamp() < time.time(), "a snapshot from the future"
+    offline = fleet.conditions(last).offline
+    return {fleet.node_id(n): list(range(ticks)) for n in range(DISK_NODES) if n not in offline}
 
 
 def _figures(run: DiskFaultRun) -> dict[str, object]:
@@ -463,6 +535,7 @@ def _figures(run: DiskFaultRun) -> dict[str, object]:
         "ticks_per_s_during_fault": run.ticks_per_s,
         "ticks": run.ticks,
         "snapshots_sampled": run.sampled,
+        "nodes_online": len(run.per_node),
         "delivered": run.delivered,
         "left_in_spool": run.left,
         "dropped": run.dropped,
@@ -477,8 +550,8 @@ def _assert_exact(run: DiskFaultRun) -> None:
     """The agent lived through it and every snapshot is accounted for, exactly."""
     assert run.exit_code == 0, run.log[-3000:]
     assert "Traceback" not in run.log, run.log[-3000:]
-    assert len(run.per_node) == DISK_NODES
-    assert run.sampled == run.ticks * DISK_NODES
+    assert run.per_node and set(run.per_node) <= set(run.lost)
+    assert run.sampled == run.expected, f"the agent counted {run.sampled} sampled, the simulator says {run.expected}"
     assert run.sampled == run.delivered + run.left + run.dropped and run.left == 0
     assert run.twice == 0, "a snapshot arrived twice"
     for node, seqs in run.per_node.items():
