@@ -8,7 +8,9 @@ waits for Kafka. A tick whose source fails (connection refused, HTTP error, an H
 body, a CSV with the wrong columns: anything that yields no device) is skipped and counted; its reason
 is logged once, naming the source, until the source recovers. A source that cannot work on this host
 at all (`CollectorUnavailable`, e.g. no NVIDIA driver) stops the agent with that one-line reason, and
-so does any failed tick under `once`.
+so does any failed tick under `once`. The spool's disk filling up or failing never stops it (the spool
+and `SeqStore` degrade, see `collectors.spool`); at stop it logs its account: snapshots sampled (plus
+those found in the spool at start) = delivered + left in the spool + dropped.
 
 A tick's output is in wire form (`TickOutput`: key and JSON bytes per node), so that the simulator's
 fast path (`SimSource`, `SimulatedFleet.tick_bytes`) needs no pydantic object per device.

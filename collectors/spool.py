@@ -456,8 +456,8 @@ class Spool:
     def _disk_recovered(self) -> None:
         held = sum(len(s.offsets) for s in self._segments if s.path is None)
         log.info(
-            "spool %s: writing to the disk again after %.1f s (%s); %d record(s) held in memory meanwhile are "
-            "delivered first",
+            "spool %s: writing to the disk again after %.1f s of %r; the %d record(s) held in memory meanwhile "
+            "are delivered first",
             self.directory,
             time.monotonic() - self._problem_since,
             self.disk_problem,
