@@ -15,8 +15,9 @@ counted in `torn` and cut off, never raised.
 The disk itself may refuse a write before that limit (`ENOSPC`: full, `EDQUOT`: over quota, `EIO`,
 `EROFS`: read-only). A record is written whole or not at all (the bytes of a failed write are cut
 off), and the spool never raises for it: a full disk or quota drops the oldest segments on disk, each
-drop counted in `dropped` and logged with the count, until the record fits; a disk that cannot take
-it even empty, or that fails otherwise, has it held in memory, in order behind the records on disk,
+drop counted in `dropped` and logged with the count, until the record fits (never a segment newer than
+records held in memory); a disk that cannot take it even then, or that fails otherwise, has it held
+in memory, in order behind the records on disk,
 bounded by `memory_max_bytes` (beyond that the oldest held are dropped, counted and logged the same
 way), while the disk is tried again every `disk_retry_s` seconds; once a write succeeds, new records
 go to disk again, behind those held. Failed writes are counted by errno name in `write_errors`.
@@ -25,7 +26,8 @@ counted like a corrupt one; a cursor that cannot be written or a delivered segme
 deleted only costs a replay after a restart (logged once).
 
 `MemorySpool` has the same interface in memory (bounded the same way, lost on exit), for producers
-that have no spool directory (demos, tests, benchmarks).
+that have no spool directory (demos, tests, benchmarks). Imports the standard library and
+`collectors.statefile` only.
 
 Example:
     >>> spool = Spool(Path("/tmp/kcloud-spool-doc"), max_bytes=1 << 20)
