@@ -8,7 +8,9 @@ waits for Kafka. A tick whose source fails (connection refused, HTTP error, an H
 body, a CSV with the wrong columns: anything that yields no device) is skipped and counted; its reason
 is logged once, naming the source, until the source recovers. A source that cannot work on this host
 at all (`CollectorUnavailable`, e.g. no NVIDIA driver) stops the agent with that one-line reason, and
-so does any failed tick under `once`.
+so does any failed tick under `once`. The spool's disk filling up or failing never stops it (the spool
+and `SeqStore` degrade, see `collectors.spool`); at stop it logs its account: snapshots sampled (plus
+those found in the spool at start) = delivered + left in the spool + dropped.
 
 A tick's output is in wire form (`TickOutput`: key and JSON bytes per node), so that the simulator's
 fast path (`SimSource`, `SimulatedFleet.tick_bytes`) needs no pydantic object per device.
@@ -23,7 +25,6 @@ Example:
 from __future__ import annotations
 
 import logging
-import os
 import sys
 import threading
 import time
@@ -40,6 +41,7 @@ from collectors.metrics import AgentMetrics
 from collectors.producer import SnapshotProducer
 from collectors.simulator import SimulatedFleet
 from collectors.spool import Spool
+from collectors.statefile import write_state
 from kcloud.records import NodeRef, NodeSnapshot
 from kcloud.settings import Settings
 
@@ -74,6 +76,7 @@ class SeqStore:
     def __init__(self, path: Path | None) -> None:
         self.path = path
         self._next = 0
+        self._unsaved = False
         if path is not None and path.exists():
             try:
                 self._next = int(path.read_text().strip())
@@ -81,13 +84,23 @@ class SeqStore:
                 raise AgentError(f"seq file {path} is corrupt ({exc}); remove it to restart at 0") from exc
 
     def next(self) -> int:
-        """Take the next number (persisted before it is used)."""
+        """Take the next number (persisted before it is used; a disk that refuses it does not stop the
+        count, it is logged once and persisted again as soon as the disk takes it)."""
         value = self._next
         self._next += 1
         if self.path is not None:
-            tmp = self.path.with_suffix(".tmp")
-            tmp.write_text(f"{self._next}\n")
-            os.replace(tmp, self.path)
+            error = write_state(self.path, f"{self._next}\n")
+            if error is not None and not self._unsaved:
+                log.warning(
+                    "seq file %s cannot be written (%s); counting on in memory; if the agent restarts before "
+                    "the disk takes it again, seq numbers after %d repeat",
+                    self.path,
+                    error.strerror or error,
+                    value,
+                )
+            elif error is None and self._unsaved:
+                log.info("seq file %s is written again (next seq %d)", self.path, self._next)
+            self._unsaved = error is not None
         return value
 
 
@@ -235,6 +248,8 @@ class Agent:
         self.seq = SeqStore(None)
         self.ticks_ok = 0
         self.ticks_skipped = 0
+        self.snapshots_sampled = 0
+        self.spooled_at_start = 0
         self._last_problem: str | None = None
 
     def start(self) -> None:
@@ -244,6 +259,7 @@ class Agent:
             if opts.spool_dir is None:
                 raise AgentError("a spool directory is needed to send to Kafka (--spool-dir)")
             spool = Spool(opts.spool_dir, opts.spool_max_bytes)
+            self.spooled_at_start = len(spool)
             try:
                 self.producer = SnapshotProducer(
                     self.settings,
@@ -289,6 +305,7 @@ class Agent:
             log.info("%s: reading again after %d skipped tick(s)", src, self.ticks_skipped)
             self._last_problem = None
         self.ticks_ok += 1
+        self.snapshots_sampled += len(output.records)
         self.metrics.ticks.labels(source=src, outcome="ok").inc()
         self.metrics.snapshots.labels(source=src).inc(len(output.records))
         self.metrics.samples_read.labels(source=src).inc(output.samples)
@@ -338,6 +355,19 @@ class Agent:
         if self.producer is not None:
             wait = self.options.kafka_timeout_s if self.options.once else min(self.options.kafka_timeout_s, 5.0)
             delivered = self.producer.close(timeout=wait)
+            left = self.producer.pending()
+            self.metrics.sync_spool()
+            log.info(
+                "%s: stopped after %d tick(s): %d snapshot(s) sampled + %d found in the spool at start = "
+                "%d delivered + %d left in the spool + %d dropped",
+                self.source.source,
+                self.ticks_ok,
+                self.snapshots_sampled,
+                self.spooled_at_start,
+                self.metrics.value("delivered_total"),
+                left,
+                self.metrics.value("spool_dropped_total"),
+            )
             self.producer = None
         self.metrics.stop_serving()
         return delivered or not self.options.once

@@ -10,8 +10,10 @@ running several agents never collide. Names start with `kcloud_collector_`:
 | `snapshots_total{source}` | counter | node snapshots produced |
 | `samples_read_total{source}` | counter | device samples read from the source |
 | `lines_skipped_total{source,reason}` | counter | input lines or values dropped by the parser, by reason |
-| `spool_depth_records` / `spool_bytes` | gauge | snapshots waiting on disk for Kafka, and their bytes |
-| `spooled_total` / `spool_dropped_total` | counter | snapshots spooled; oldest dropped from a full spool |
+| `spool_depth_records` / `spool_bytes` | gauge | snapshots waiting for Kafka, and their bytes on disk |
+| `spool_memory_bytes` | gauge | spooled bytes held in memory because the disk refused them |
+| `spooled_total` / `spool_dropped_total` | counter | snapshots spooled; dropped (oldest, from a full spool or disk) |
+| `spool_write_errors_total{error}` | counter | failed spool writes by errno name (`ENOSPC`, `EDQUOT`, `EIO`, `EROFS`) |
 | `delivered_total` / `delivery_failures_total` | counter | acknowledged by Kafka; failed sends (spooled) |
 | `produce_latency_seconds` | histogram | send → broker acknowledgement |
 
@@ -24,7 +26,8 @@ Example:
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import threading
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
@@ -55,10 +58,19 @@ class AgentMetrics:
         )
         self.spool_depth = Gauge(f"{_PREFIX}_spool_depth_records", "Snapshots waiting in the spool.", registry=r)
         self.spool_bytes = Gauge(f"{_PREFIX}_spool_bytes", "Bytes of the spool on disk.", registry=r)
+        self.spool_memory_bytes = Gauge(
+            f"{_PREFIX}_spool_memory_bytes", "Spooled bytes held in memory (the disk refused them).", registry=r
+        )
         self.spooled = Counter(f"{_PREFIX}_spooled", "Snapshots put in the spool.", registry=r)
         self.spool_dropped = Counter(
             f"{_PREFIX}_spool_dropped",
-            "Oldest spooled snapshots dropped because the spool was full.",
+            "Spooled snapshots dropped (the oldest, from a full spool, disk or memory buffer; unreadable ones).",
+            registry=r,
+        )
+        self.spool_write_errors = Counter(
+            f"{_PREFIX}_spool_write_errors",
+            "Spool writes the disk refused, by errno name.",
+            ["error"],
             registry=r,
         )
         self.delivered = Counter(f"{_PREFIX}_delivered", "Snapshots acknowledged by Kafka.", registry=r)
@@ -73,22 +85,47 @@ class AgentMetrics:
         )
         self._spool_dropped_seen = 0
         self._dropped_of: Callable[[], int] | None = None
+        self._errors_of: Callable[[], Mapping[str, int]] | None = None
+        self._errors_seen: dict[str, int] = {}
+        self._sync_lock = threading.Lock()
         self._server: Any = None
 
-    def watch_spool(self, depth: Callable[[], int], size: Callable[[], int], dropped: Callable[[], int]) -> None:
-        """Read the spool's depth and size at scrape time; `sync_spool` carries its drop count over."""
+    def watch_spool(
+        self,
+        depth: Callable[[], int],
+        size: Callable[[], int],
+        dropped: Callable[[], int],
+        memory: Callable[[], int] | None = None,
+        errors: Callable[[], Mapping[str, int]] | None = None,
+    ) -> None:
+        """Read the spool's depth and sizes at scrape time; `sync_spool` carries its drop and write-error
+        counts over."""
         self.spool_depth.set_function(lambda: float(depth()))
         self.spool_bytes.set_function(lambda: float(size()))
+        if memory is not None:
+            self.spool_memory_bytes.set_function(lambda: float(memory()))
         self._dropped_of = dropped
+        self._errors_of = errors
 
     def sync_spool(self) -> None:
-        """Add the spool's drops since the last call to `spool_dropped_total`."""
+        """Add the spool's drops and write errors since the last call to their counters."""
         if self._dropped_of is None:
             return
+        with self._sync_lock:  # the delivery thread and `exposition` callers
+            self._sync_spool()
+
+    def _sync_spool(self) -> None:
+        assert self._dropped_of is not None
         now = int(self._dropped_of())
         if now > self._spool_dropped_seen:
             self.spool_dropped.inc(now - self._spool_dropped_seen)
             self._spool_dropped_seen = now
+        if self._errors_of is not None:
+            for error, count in dict(self._errors_of()).items():
+                seen = self._errors_seen.get(error, 0)
+                if count > seen:
+                    self.spool_write_errors.labels(error=error).inc(count - seen)
+                    self._errors_seen[error] = count
 
     def serve(self, port: int, addr: str = "0.0.0.0") -> None:
         """Serve `/metrics` on `addr:port` from a daemon thread until `stop_serving`."""
@@ -100,6 +137,10 @@ class AgentMetrics:
             self._server.shutdown()
             self._server.server_close()
             self._server = None
+
+    def value(self, name: str, **labels: str) -> int:
+        """The current value of one sample, e.g. `value("delivered_total")` (0 before its first increment)."""
+        return int(self.registry.get_sample_value(f"{_PREFIX}_{name}", labels) or 0)
 
     def exposition(self) -> bytes:
         """The current metrics as Prometheus text (what the port serves)."""

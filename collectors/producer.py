@@ -118,7 +118,13 @@ class SnapshotProducer:
         self.spool: SpoolLike = spool if spool is not None else MemorySpool()
         if metrics is not None:
             spool_ = self.spool
-            metrics.watch_spool(lambda: len(spool_), lambda: spool_.size_bytes, lambda: spool_.dropped)
+            metrics.watch_spool(
+                lambda: len(spool_),
+                lambda: spool_.size_bytes,
+                lambda: spool_.dropped,
+                memory=lambda: spool_.memory_bytes,
+                errors=lambda: spool_.write_errors,
+            )
         self._delivery = Delivery(
             self.topic,
             self.bootstrap,

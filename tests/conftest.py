@@ -11,6 +11,7 @@ from typing import TypeVar
 
 import psycopg
 import pytest
+from small_disk import SmallDisk
 
 from infra.kafka import KafkaService
 from infra.postgres import PostgresService
@@ -111,3 +112,20 @@ def test_settings(base_settings: Settings, fresh_database_url: str) -> Settings:
     return base_settings.model_copy(
         update={"database_url": fresh_database_url, "topic_namespace": f"t{uuid.uuid4().hex[:8]}."}
     )
+
+
+@pytest.fixture
+def small_disk(tmp_path: Path) -> Iterator[Callable[..., SmallDisk]]:
+    """Mount really small filesystems: `small_disk("tmpfs", 256)` (KiB) or `small_disk("ext4", 2048)`,
+    unmounted after the test (skipped where mounting is not permitted)."""
+    disks: list[SmallDisk] = []
+
+    def mount(kind: str = "tmpfs", size_kib: int = 256) -> SmallDisk:
+        disks.append(SmallDisk(tmp_path / f"disk{len(disks)}", kind, size_kib))
+        return disks[-1]
+
+    try:
+        yield mount
+    finally:
+        for disk in reversed(disks):
+            disk.unmount()
