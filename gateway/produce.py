@@ -28,7 +28,7 @@ from kcloud.settings import Settings
 
 __all__ = ["KafkaGate", "KafkaUnavailable", "Record"]
 
-log = logging.getLogger("kcloud.gateway.produce")
+log = logging.getLogger("gateway.produce")
 
 
 class KafkaUnavailable(Exception):  # noqa: N818 -- reads as the condition it reports
