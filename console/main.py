@@ -231,7 +231,9 @@ def device_decommission(
         return
     from kafka import KafkaProducer
 
-    producer = KafkaProducer(bootstrap_servers=s.kafka_bootstrap.split(","), acks="all")
+    from kcloud.kafka_client import producer_config
+
+    producer = KafkaProducer(**producer_config(s, client_id="kcloud-cli", linger_ms=0))
     producer.send(s.topic(DEPLOYMENTS), key=event.node_id.encode(), value=event.model_dump_json().encode())
     producer.flush(timeout=30)
     producer.close()

@@ -31,7 +31,7 @@ from gateway.audit import AuditMiddleware
 from gateway.auth import AUTH_RESPONSES, require_role
 from gateway.context import GatewayContext, context_of
 from gateway.models import GatewayError, Health
-from kcloud.kafka_admin import ensure_topics
+from kcloud.kafka_client import ensure_topics
 from kcloud.records import NodeSnapshot
 from kcloud.settings import Settings
 

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from infra.errors import InfraError
 from infra.process import alive_pid, log_tail, port_open, spawn, stop_pid, wait_until
-from kcloud.kafka_admin import ensure_topics
+from kcloud.kafka_client import ensure_topics
 from kcloud.settings import Settings
 
 __all__ = ["KafkaService", "KafkaStatus"]

@@ -233,7 +233,7 @@ def tune_gc() -> None:
 def run_worker(settings: Settings, loglevel: str = "info") -> None:
     """Run one worker in the foreground until SIGTERM/SIGINT: topics ensured, migrations applied first."""
     from kcloud.db.migrate import migrate
-    from kcloud.kafka_admin import ensure_topics
+    from kcloud.kafka_client import ensure_topics
 
     logging.basicConfig(level=loglevel.upper(), format="[%(asctime)s] %(levelname)s %(name)s: %(message)s")
     migrate(settings.migration_database_url, settings)  # as the schema owner; the worker then runs as the service
