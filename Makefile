@@ -57,7 +57,7 @@ lint: setup
 	$(BIN)/ruff format --check .
 
 typecheck: setup
-	$(BIN)/mypy kcloud collectors streams infra dashboards reports bench
+	$(BIN)/mypy kcloud collectors gateway streams dashboards reports console infra bench
 
 setup: system-deps $(STAMP)  ## system packages, virtualenv and pinned dependencies
 

@@ -101,7 +101,7 @@ def run(  # noqa: PLR0917 -- typer options
     keep_stack: Annotated[bool, typer.Option(help="Leave the bench Kafka and PostgreSQL running.")] = False,
 ) -> None:
     from bench.e2e_table import format_table, to_json
-    from infra.errors import InfraError
+    from kcloud.errors import ServiceError
     from kcloud.settings import SettingsError, load_settings
 
     options = E2EOptions(nodes, interval, duration, warmup, workers, seed)
@@ -127,7 +127,7 @@ def run(  # noqa: PLR0917 -- typer options
             if not keep_stack:
                 for service in started:
                     print(service.down())
-    except (InfraError, SettingsError, RuntimeError, psycopg.Error, OSError) as exc:
+    except (ServiceError, SettingsError, RuntimeError, psycopg.Error, OSError) as exc:
         typer.echo(f"bench.e2e: {exc}", err=True)
         raise typer.Exit(1) from None
     print()

@@ -8,6 +8,8 @@ The agent (`kcloud collect SOURCE`, `collectors.cli`) runs a source on an interv
 each tick's snapshots to `producer.SnapshotProducer`, whose delivery thread (`delivery`) sends them to
 Kafka or, while Kafka is away, to the bounded disk spool (`spool`); `metrics` are the agent's own
 Prometheus metrics.
+
+A stage: imports only the core (`kcloud`).
 """
 
 __all__: list[str] = []

@@ -1,4 +1,4 @@
-"""`kcloud collect SOURCE`: run a node agent (mounted by kcloud/cli.py as `kcloud collect`).
+"""`kcloud collect SOURCE`: run a node agent (mounted by console/main.py as `kcloud collect`).
 
     kcloud collect nvml                         NVIDIA GPUs through NVML
     kcloud collect nvidia-smi                   NVIDIA GPUs through `nvidia-smi --query-gpu` CSV
@@ -17,7 +17,6 @@ from __future__ import annotations
 import logging
 import signal
 import socket
-import sys
 import threading
 from enum import StrEnum
 from pathlib import Path
@@ -31,8 +30,9 @@ from collectors.metrics import AgentMetrics
 from collectors.prom_maps import EXPORTERS
 from collectors.simulator import SimulatedFleet
 from collectors.spool import SpoolBusy
+from kcloud.cli_context import settings_from
 from kcloud.records import NodeRef
-from kcloud.settings import Settings, SettingsError, load_settings
+from kcloud.settings import Settings
 
 __all__ = ["app", "main"]
 
@@ -99,23 +99,9 @@ def _fail(message: str, code: int = 1) -> NoReturn:
 
 
 def _settings(ctx: typer.Context) -> Settings:
-    """The settings of this run: the parent command's (`kcloud --config ... collect`), else the defaults,
-    the TOML file and the KCLOUD_* environment."""
-    obj = ctx.obj
-    if isinstance(obj, Settings):
-        return obj
-    if isinstance(obj, dict) and isinstance(obj.get("settings"), Settings):
-        found: Settings = obj["settings"]
-        return found
-    parent = sys.modules.get("kcloud.cli")  # mounted as `kcloud collect`: honour its global options
-    try:
-        if parent is not None and callable(getattr(parent, "settings", None)):
-            from_parent = parent.settings()
-            if isinstance(from_parent, Settings):
-                return from_parent
-        return load_settings()
-    except SettingsError as exc:
-        _fail(f"configuration error: {exc}", 2)
+    """The settings of this run: the root command's options (`kcloud --config ... collect`), then the TOML
+    file, the KCLOUD_* environment and the defaults (see `kcloud.cli_context`)."""
+    return settings_from(ctx)
 
 
 def _setup_logging(level: str) -> None:

@@ -25,11 +25,12 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 from kafka import KafkaProducer
-from kafka.codec import has_lz4, has_zstd
 
 from collectors.delivery import MAX_BACKLOG_BYTES, Delivery
 from collectors.metrics import AgentMetrics
 from collectors.spool import MemorySpool, SpoolLike
+from kcloud.kafka_client import compression_type
+from kcloud.kafka_client import producer_config as kafka_producer_config
 from kcloud.records import NodeSnapshot
 from kcloud.settings import Settings
 from kcloud.topics import TELEMETRY
@@ -39,26 +40,6 @@ __all__ = ["SnapshotProducer", "compression_type", "producer_config"]
 log = logging.getLogger("kcloud.collectors.producer")
 
 
-def compression_type(preferred: str = "auto") -> str:
-    """The codec of the producer: `preferred` (`lz4`, `zstd`, `gzip`) when kafka-python can use it here;
-    for `auto`, lz4, else zstd, else gzip with a warning. Raises ValueError for a codec whose Python package
-    is missing, naming the package."""
-    available = {"lz4": has_lz4(), "zstd": has_zstd(), "gzip": True}
-    if preferred != "auto":
-        if preferred not in available:
-            raise ValueError(f"unknown compression {preferred!r}; use auto, lz4, zstd or gzip")
-        if not available[preferred]:
-            package = {"lz4": "lz4", "zstd": "zstandard"}[preferred]
-            raise ValueError(f"compression {preferred} needs the {package} package (pip install {package})")
-        return preferred
-    if available["lz4"]:
-        return "lz4"
-    if available["zstd"]:
-        return "zstd"
-    log.warning("neither lz4 nor zstandard is installed; compressing with gzip (pip install lz4)")
-    return "gzip"
-
-
 def producer_config(
     settings: Settings,
     delivery_timeout_s: float = 30.0,
@@ -66,26 +47,16 @@ def producer_config(
     compression: str = "auto",
     **overrides: Any,
 ) -> dict[str, Any]:
-    """kafka-python settings of the collectors' producer; `overrides` win."""
-    delivery_ms = max(int(delivery_timeout_s * 1000), 1000)
-    linger_ms = int(overrides.get("linger_ms", 20))
-    config: dict[str, Any] = {
-        "bootstrap_servers": settings.kafka_bootstrap.split(","),
-        "acks": "all",
-        "enable_idempotence": True,
-        "compression_type": compression_type(compression),
-        "linger_ms": linger_ms,
-        "batch_size": 256 * 1024,
-        "max_request_size": 8 * 1024 * 1024,
-        "client_id": "kcloud-collector",
-        "delivery_timeout_ms": delivery_ms,
-        "request_timeout_ms": min(30000, delivery_ms - linger_ms),
-        "max_block_ms": max(int(connect_timeout_s * 1000), 1000),
-        "bootstrap_timeout_ms": max(int(connect_timeout_s * 1000), 500),
-        "reconnect_backoff_max_ms": 2000,
-    }
-    config.update(overrides)
-    return config
+    """kafka-python settings of the collectors' producer (the project's one producer configuration,
+    `kcloud.kafka_client.producer_config`, as a collector); `overrides` win."""
+    return kafka_producer_config(
+        settings,
+        client_id="kcloud-collector",
+        delivery_timeout_s=delivery_timeout_s,
+        connect_timeout_s=connect_timeout_s,
+        compression=compression,
+        **overrides,
+    )
 
 
 class SnapshotProducer:

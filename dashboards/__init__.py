@@ -5,6 +5,8 @@ SQL. `dashboards.registry.DASHBOARDS` lists them; `kcloud dashboards build` writ
 provisioning YAML to `infra/grafana/provisioning/`, `kcloud dashboards publish` pushes them to a Grafana
 through its HTTP API. `dashboards.macros` expands Grafana's SQL macros the way the datasource does, so
 every panel's query can be run and checked against a real database.
+
+A stage: imports only the core (`kcloud`).
 """
 
 from dashboards.registry import DASHBOARDS, dashboard_json, dashboard_jsons

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from kcloud.errors import ServiceError
+
 __all__ = ["InfraError"]
 
 
-class InfraError(Exception):
+class InfraError(ServiceError):
     """A service could not be started, checked or stopped. The message is meant for an operator."""

@@ -14,8 +14,8 @@ from pathlib import Path
 
 from infra.errors import InfraError
 from infra.process import alive_pid, log_tail, port_open, spawn, stop_pid, wait_until
+from kcloud.kafka_client import ensure_topics
 from kcloud.settings import Settings
-from kcloud.topics import ALL_TOPICS
 
 __all__ = ["KafkaService", "KafkaStatus"]
 
@@ -199,30 +199,7 @@ class KafkaService:
 
     def ensure_topics(self) -> list[str]:
         """Create the project topics that do not exist yet; returns the names created."""
-        from kafka.admin import KafkaAdminClient, NewTopic
-
-        admin = KafkaAdminClient(
-            bootstrap_servers=self.settings.kafka_bootstrap,
-            request_timeout_ms=10000,
-            client_id="kcloud-infra",
-        )
-        try:
-            existing = set(admin.list_topics())
-            wanted = [
-                NewTopic(
-                    self.settings.topic(spec),
-                    self.settings.kafka_partitions,
-                    1,
-                    topic_configs={"retention.ms": str(spec.retention_ms)},
-                )
-                for spec in ALL_TOPICS
-                if self.settings.topic(spec) not in existing
-            ]
-            if wanted:
-                admin.create_topics(wanted)
-            return [t.name for t in wanted]
-        finally:
-            admin.close()
+        return ensure_topics(self.settings)
 
     def status(self) -> KafkaStatus:
         pid = self.running_pid()

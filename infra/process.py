@@ -15,6 +15,8 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from kcloud.supervisor import log_tail
+
 __all__ = [
     "alive_pid",
     "log_tail",
@@ -69,16 +71,6 @@ def port_open(host: str, port: int, timeout: float = 0.5) -> bool:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.settimeout(timeout)
         return sock.connect_ex((host, port)) == 0
-
-
-def log_tail(path: Path, lines: int = 30) -> str:
-    """The last `lines` lines of a log file, or a note that there is none."""
-    try:
-        text = path.read_text(errors="replace")
-    except OSError:
-        return f"(no log at {path})"
-    tail = text.splitlines()[-lines:]
-    return "\n".join(f"    {line}" for line in tail) or f"(log {path} is empty)"
 
 
 def wait_until(

@@ -10,6 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, NoReturn
 
+import click
 import typer
 
 from kcloud.settings import Settings, SettingsError, load_settings
@@ -23,7 +24,7 @@ def fail(message: str, code: int = 1) -> NoReturn:
     raise typer.Exit(code)
 
 
-def settings_from(ctx: typer.Context) -> Settings:
+def settings_from(ctx: typer.Context | click.Context) -> Settings:
     """Settings for this invocation: the root's `--config`/`--state-dir`, then KCLOUD_* variables and defaults."""
     obj: Any = ctx.find_root().obj
     if isinstance(obj, Settings):

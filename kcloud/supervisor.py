@@ -16,10 +16,13 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from infra.errors import InfraError
-from infra.process import log_tail
+from kcloud.errors import ServiceError
 
-__all__ = ["Child", "ChildSpec"]
+__all__ = [
+    "Child",
+    "ChildSpec",
+    "log_tail",
+]
 
 
 @dataclass(frozen=True)
@@ -45,7 +48,7 @@ class Child:
     started_at: float = field(default=0.0)
 
     def start(self) -> Child:
-        """Start the child and wait until it is ready; InfraError with its log tail when it is not."""
+        """Start the child and wait until it is ready; ServiceError with its log tail when it is not."""
         self.spec.log_path.parent.mkdir(parents=True, exist_ok=True)
         with self.spec.log_path.open("ab") as out:
             self.proc = subprocess.Popen(
@@ -62,7 +65,7 @@ class Child:
         deadline = time.monotonic() + self.spec.ready_timeout_s
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
-                raise InfraError(
+                raise ServiceError(
                     f"{self.spec.name} exited with {self.proc.returncode} while starting; its log "
                     f"({self.spec.log_path}) ends with:\n{log_tail(self.spec.log_path)}"
                 )
@@ -73,7 +76,7 @@ class Child:
                 pass
             time.sleep(0.3)
         self.stop()
-        raise InfraError(
+        raise ServiceError(
             f"{self.spec.name} was not ready within {self.spec.ready_timeout_s:.0f}s; its log "
             f"({self.spec.log_path}) ends with:\n{log_tail(self.spec.log_path)}"
         )
@@ -89,13 +92,13 @@ class Child:
     def check(self) -> str | None:
         """Restart the child when it died; returns a line for the operator when something happened.
 
-        Raises InfraError once the child has died more than `max_restarts` times.
+        Raises ServiceError once the child has died more than `max_restarts` times.
         """
         if self.proc is None or self.alive:
             return None
         code = self.proc.returncode
         if self.restarts >= self.spec.max_restarts:
-            raise InfraError(
+            raise ServiceError(
                 f"{self.spec.name} exited with {code} and was restarted {self.restarts} time(s) already; "
                 f"giving up. Its log ({self.spec.log_path}) ends with:\n{log_tail(self.spec.log_path)}"
             )
@@ -117,3 +120,13 @@ class Child:
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(self.proc.pid, signal.SIGKILL)
             self.proc.wait(timeout=10)
+
+
+def log_tail(path: Path, lines: int = 30) -> str:
+    """The last `lines` lines of a log file, or a note that there is none."""
+    try:
+        text = path.read_text(errors="replace")
+    except OSError:
+        return f"(no log at {path})"
+    tail = text.splitlines()[-lines:]
+    return "\n".join(f"    {line}" for line in tail) or f"(log {path} is empty)"

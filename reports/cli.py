@@ -1,4 +1,4 @@
-"""`kcloud report ...`: the program managers' commands (mounted by kcloud/cli.py as `kcloud report`).
+"""`kcloud report ...`: the program managers' commands (mounted by console/main.py as `kcloud report`).
 
     kcloud report evidence   --from 2026-01-01 --to 2026-03-31 --format pdf --out q1.pdf [--vendor V] [--site S]
     kcloud report allocation --from 2026-01-01 --to 2026-03-31 --format csv --out q1-alloc.csv

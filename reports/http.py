@@ -5,7 +5,7 @@ JSON or CSV, with the query parameters of the CLI (`vendor`, `site`, `programme`
 The gateway owns authentication: it builds the router with `report_router(settings, authorize)`, where
 `authorize` is its FastAPI dependency that admits program-manager tokens only (and raises 401/403
 otherwise), and includes it. Every refusal is the gateway's `ErrorBody` (imported from
-`kcloud.gateway.models`, the API's one error shape), answered by this module itself so that the router
+`gateway.models`, the API's one error shape), answered by this module itself so that the router
 behaves the same in any app: a missing, malformed or out-of-range parameter (a date outside 2000-2100, an
 inverted period, an unknown format) answers 422 `invalid_parameter` naming it; unknown filters and
 periods without data answer 400 `report_refused` with the same one-sentence message the CLI prints; an
@@ -26,7 +26,7 @@ import psycopg
 from fastapi import APIRouter, Depends, Query, Response
 from fastapi.responses import JSONResponse
 
-from kcloud.gateway.models import ErrorBody
+from kcloud.api_models import ErrorBody
 from kcloud.settings import Settings
 from reports.build import render
 from reports.params import HTTP_NAMES, ReportError, ReportParamError, ReportParams, parse_generated_at

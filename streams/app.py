@@ -232,12 +232,12 @@ def tune_gc() -> None:
 
 def run_worker(settings: Settings, loglevel: str = "info") -> None:
     """Run one worker in the foreground until SIGTERM/SIGINT: topics ensured, migrations applied first."""
-    from infra.kafka import KafkaService
     from kcloud.db.migrate import migrate
+    from kcloud.kafka_client import ensure_topics
 
     logging.basicConfig(level=loglevel.upper(), format="[%(asctime)s] %(levelname)s %(name)s: %(message)s")
     migrate(settings.migration_database_url, settings)  # as the schema owner; the worker then runs as the service
-    KafkaService(settings).ensure_topics()
+    ensure_topics(settings)
     app = create_app(settings)
     tune_gc()
     worker = faust.Worker(app, loglevel=loglevel)

@@ -38,7 +38,7 @@ class WorkerProcess:
     def _spec(self, ready_timeout_s: float) -> ChildSpec:
         return ChildSpec(
             name="stream worker",
-            argv=[sys.executable, "-m", "kcloud.cli", "streams", "worker", "--loglevel", "info"],
+            argv=[sys.executable, "-m", "console.main", "streams", "worker", "--loglevel", "info"],
             env=settings_env(self.settings),
             log_path=self.log_path,
             ready=self._answers,

@@ -1,4 +1,4 @@
-"""`kcloud db ...`: the database commands (mounted by kcloud/cli.py as `kcloud db`).
+"""`kcloud db ...`: the database commands (mounted by console/main.py as `kcloud db`).
 
     kcloud db migrate    apply the missing migrations (prints what was applied, or "up to date")
     kcloud db status     storage mode and why, migrations, partitions or hypertables, row counts

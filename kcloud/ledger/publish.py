@@ -72,11 +72,16 @@ def publish_to_kafka(settings: Settings, checkpoint: Checkpoint) -> None:
     """Send `checkpoint` to the checkpoint topic and wait for every replica's acknowledgement."""
     from kafka import KafkaProducer
 
+    from kcloud.kafka_client import producer_config
+
     producer = KafkaProducer(
-        bootstrap_servers=settings.kafka_bootstrap.split(","),
-        acks="all",
-        max_block_ms=_KAFKA_TIMEOUT_MS,
-        bootstrap_timeout_ms=_KAFKA_TIMEOUT_MS,
+        **producer_config(
+            settings,
+            client_id="kcloud-ledger",
+            linger_ms=0,
+            max_block_ms=_KAFKA_TIMEOUT_MS,
+            bootstrap_timeout_ms=_KAFKA_TIMEOUT_MS,
+        )
     )
     try:
         future = producer.send(

@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 import psycopg
 from typer.testing import CliRunner
 
-from kcloud.cli import app
+from console.main import app
 from kcloud.db.migrate import migrate
 from kcloud.settings import Settings
 from streams.launcher import settings_env

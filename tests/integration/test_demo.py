@@ -21,7 +21,7 @@ def test_a_bounded_demo_stores_everything_delivered_and_stops_cleanly(
 ) -> None:
     settings = test_settings.model_copy(update={"app_id": f"demo-{test_settings.topic_namespace}"})
     done = subprocess.run(
-        [sys.executable, "-m", "kcloud.cli", "demo", "--nodes", "6", "--interval", "1", "--duration", "12"],
+        [sys.executable, "-m", "console.main", "demo", "--nodes", "6", "--interval", "1", "--duration", "12"],
         env=settings_env(settings),
         capture_output=True,
         text=True,
@@ -50,7 +50,7 @@ def test_a_worker_killed_during_the_demo_is_restarted_said_so_and_counted_across
         update={"app_id": f"demo-{test_settings.topic_namespace}", "worker_session_timeout_s": 6.0}
     )
     with subprocess.Popen(
-        [sys.executable, "-m", "kcloud.cli", "demo", "--nodes", "4", "--interval", "1", "--duration", "45"],
+        [sys.executable, "-m", "console.main", "demo", "--nodes", "4", "--interval", "1", "--duration", "45"],
         env=settings_env(settings),
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,

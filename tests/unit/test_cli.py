@@ -11,9 +11,9 @@ import pytest
 import typer.main
 from typer.testing import CliRunner
 
+from console.cli_help import GROUP_EXAMPLES, commands
+from console.main import app
 from kcloud import __version__
-from kcloud.cli import app
-from kcloud.cli_help import GROUP_EXAMPLES, commands
 
 runner = CliRunner()
 
@@ -43,7 +43,7 @@ def test_config_show_names_every_environment_variable() -> None:
 
 def test_configuration_error_is_one_clear_line_not_a_traceback() -> None:
     proc = subprocess.run(
-        [sys.executable, "-m", "kcloud.cli", "config", "show"],
+        [sys.executable, "-m", "console.main", "config", "show"],
         env={"KCLOUD_NO_SUCH_KEY": "1", "PATH": "/usr/bin:/bin"},
         capture_output=True,
         text=True,

@@ -31,7 +31,7 @@ def test_once_delivers_the_snapshot_to_the_topic_keyed_by_node(
         "KCLOUD_KAFKA_BOOTSTRAP": settings.kafka_bootstrap,
         "KCLOUD_TOPIC_NAMESPACE": settings.topic_namespace,
     }
-    argv = [sys.executable, "-c", "from kcloud.cli import main; main()", "collect", "prom", "--map", "rbln"]
+    argv = [sys.executable, "-c", "from console.main import main; main()", "collect", "prom", "--map", "rbln"]
     argv += ["--file", str(PAGE), "--node-id", "npu-kt-01", "--site-id", "kt-cheonan"]
     sent = subprocess.run(
         [*argv, "--once"], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=90, check=False

@@ -16,8 +16,8 @@ from typing import Any
 import httpx
 from kafka import KafkaConsumer
 
+from gateway.registry import create_token
 from kcloud.db.connect import connect
-from kcloud.gateway.registry import create_token
 from kcloud.records import parse_snapshot
 from kcloud.settings import Settings
 from streams.launcher import settings_env

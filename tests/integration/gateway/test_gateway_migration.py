@@ -7,10 +7,10 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
+from gateway.tokens import issue_token
 from kcloud.db.connect import connect
 from kcloud.db.migrate import migrate
 from kcloud.db.migration_files import package_migrations_dir
-from kcloud.gateway.tokens import issue_token
 from kcloud.settings import Settings
 
 

@@ -10,7 +10,7 @@ from typing import Any
 import psycopg
 from typer.testing import CliRunner
 
-from kcloud.cli import app
+from console.main import app
 from kcloud.ledger import LedgerSigner, append_events
 from kcloud.records import DeploymentEvent
 

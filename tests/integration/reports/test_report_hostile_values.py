@@ -22,8 +22,8 @@ from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
 from typer.testing import CliRunner
 
+from console.main import app
 from infra.postgres import PostgresService
-from kcloud.cli import app
 from kcloud.db.rollups import refresh_rollups
 from kcloud.settings import Settings
 from reports.common import served_amount

@@ -16,7 +16,7 @@ from fastapi import FastAPI, Header, HTTPException
 from report_fleet import END, T0, FleetDb
 from typer.testing import CliRunner
 
-from kcloud.cli import app
+from console.main import app
 from reports.http import report_router
 
 runner = CliRunner()

@@ -10,8 +10,8 @@ import psycopg
 from typer.testing import CliRunner
 
 from collectors.simulator import SimulatedFleet
+from console.main import app
 from infra.kafka import KafkaService
-from kcloud.cli import app
 from kcloud.db.migrate import migrate
 from kcloud.settings import Settings
 from streams.launcher import settings_env

@@ -20,11 +20,11 @@ from prometheus_client.parser import text_string_to_metric_families
 from typer.testing import CliRunner
 
 from collectors.producer import SnapshotProducer
+from console.main import app
 from dashboards.pipeline import PIPELINE, metric_names
+from gateway.registry import create_token
 from infra.kafka import KafkaService
-from kcloud.cli import app
 from kcloud.db.connect import connect
-from kcloud.gateway.registry import create_token
 from kcloud.settings import Settings
 from kcloud.supervisor import Child, ChildSpec
 from streams.launcher import WorkerProcess, settings_env
@@ -105,7 +105,7 @@ def stack(test_settings: Settings, kafka_up: KafkaService, tmp_path: Path) -> It
     settings = worker_settings(test_settings, app_prefix="metrics", batch_size=50)
     worker = WorkerProcess(settings, tmp_path / "worker.log", web_port=_free_port()).start()
     env = settings_env(worker.settings)
-    py = [sys.executable, "-m", "kcloud.cli"]
+    py = [sys.executable, "-m", "console.main"]
     gw_port, agent_port = _free_port(), _free_port()
     gateway = Child(
         ChildSpec(

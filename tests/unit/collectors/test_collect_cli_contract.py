@@ -23,7 +23,7 @@ def kcloud(*args: str, tmp_path: Path) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("KCLOUD_")}
     env["KCLOUD_STATE_DIR"] = str(tmp_path / "state")
     env["KCLOUD_KAFKA_BOOTSTRAP"] = "127.0.0.1:9"  # nothing may be sent anywhere
-    code = "from kcloud.cli import main; main()"
+    code = "from console.main import main; main()"
     return subprocess.run(
         [sys.executable, "-c", code, *args],
         check=False,

@@ -10,8 +10,8 @@ from pathlib import Path
 import yaml
 from typer.testing import CliRunner
 
+from console.main import app
 from dashboards.registry import DASHBOARDS
-from kcloud.cli import app
 
 
 def _build(out: Path, *extra: str) -> tuple[int, str]:

@@ -9,8 +9,8 @@ import pytest
 from grafana_standin import GrafanaState, grafana_standin
 from typer.testing import CliRunner
 
+from console.main import app
 from dashboards.registry import DASHBOARDS, dashboard_json
-from kcloud.cli import app
 
 DB_URL = "postgresql://grafana_ro:s3cret@db.example:5433/kcloud"
 

@@ -13,10 +13,11 @@ import httpx
 from fastapi import APIRouter, Depends, FastAPI
 from typer.testing import CliRunner
 
-from kcloud.gateway.app import create_app
-from kcloud.gateway.auth import Principal, authenticate, require_role
-from kcloud.gateway.cli import gateway_app, vendor_app
-from kcloud.gateway.push import EXAMPLE_SNAPSHOT
+from console.gateway_cmd import gateway_app
+from gateway.app import create_app
+from gateway.auth import Principal, authenticate, require_role
+from gateway.cli import vendor_app
+from gateway.push import EXAMPLE_SNAPSHOT
 from kcloud.records import parse_snapshot
 from kcloud.settings import Settings
 from kcloud.timewindow import TimeWindow

@@ -14,9 +14,9 @@ from typing import Any
 
 import pytest
 
-from kcloud.gateway.audit_spool import AuditSpool
-from kcloud.gateway.health import BoundedProbe
-from kcloud.gateway.tokens import BadExpiry, parse_expiry
+from gateway.audit_spool import AuditSpool
+from gateway.health import BoundedProbe
+from gateway.tokens import BadExpiry, parse_expiry
 from kcloud.settings import Settings, SettingsError, load_settings
 
 NOW = datetime(2027, 1, 1, 12, 0, tzinfo=UTC)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from kcloud.gateway.limits import RateLimiter
+from gateway.limits import RateLimiter
 
 
 class Clock:

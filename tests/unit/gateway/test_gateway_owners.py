@@ -3,7 +3,7 @@ each forgotten after `ttl_s` (an operator's change to an owner is seen then)."""
 
 from __future__ import annotations
 
-from kcloud.gateway.owners import _TtlMap
+from gateway.owners import _TtlMap
 
 
 class _Clock:

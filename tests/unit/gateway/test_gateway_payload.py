@@ -10,8 +10,8 @@ from typing import Any
 
 import pytest
 
-from kcloud.gateway.models import GatewayError
-from kcloud.gateway.payload import media_kind, outside_window, ownership_violations, read_body, vendor_violations
+from gateway.models import GatewayError
+from gateway.payload import media_kind, outside_window, ownership_violations, read_body, vendor_violations
 from kcloud.ownership import NodeOwner
 from kcloud.timewindow import TimeWindow
 

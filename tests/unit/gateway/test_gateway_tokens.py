@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from kcloud.gateway.tokens import MalformedToken, hash_secret, issue_token, parse_token, secret_matches
+from gateway.tokens import MalformedToken, hash_secret, issue_token, parse_token, secret_matches
 
 
 def test_an_issued_token_matches_its_stored_hash_and_nothing_else() -> None:

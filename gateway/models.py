@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from pydantic import BaseModel, Field
 
+from kcloud.api_models import ErrorBody, RejectedSnapshot, SnapshotRef
+
 __all__ = [
     "AcceptedSnapshot",
     "ErrorBody",
@@ -19,28 +21,10 @@ __all__ = [
 ]
 
 
-class _SnapshotRef(BaseModel):
-    index: int = Field(description="Position of the snapshot in the request, from 0.")
-    line: int | None = Field(None, description="Line of the request body it was on (NDJSON), from 1.")
-    node_id: str | None = Field(None, description="The snapshot's node.node_id, when it could be read.")
-    seq: int | None = Field(None, description="The snapshot's seq, when it could be read.")
-
-
-class AcceptedSnapshot(_SnapshotRef):
+class AcceptedSnapshot(SnapshotRef):
     """A snapshot Kafka has acknowledged."""
 
     devices: int = Field(description="Device samples in the snapshot.")
-
-
-class RejectedSnapshot(_SnapshotRef):
-    """A snapshot that was not accepted, and why."""
-
-    reason: str = Field(
-        description="Stable code: invalid_json, unknown_schema, invalid_field, timestamp_out_of_range, "
-        "vendor_mismatch, source_mismatch, device_owned_by_other_vendor, node_owned_by_other_vendor, "
-        "node_at_other_site."
-    )
-    detail: str = Field(description="What is wrong and where (line and column, or the field path).")
 
 
 class PushResult(BaseModel):
@@ -51,14 +35,6 @@ class PushResult(BaseModel):
     rejected: list[RejectedSnapshot] = Field(
         default_factory=list, description="Snapshots of the request that were refused, with the reason of each."
     )
-
-
-class ErrorBody(BaseModel):
-    """The answer to a refused request."""
-
-    error: str = Field(description="Stable code of the refusal.")
-    message: str = Field(description="What happened and what to do.")
-    rejected: list[RejectedSnapshot] = Field(default_factory=list)
 
 
 class Health(BaseModel):

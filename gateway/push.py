@@ -5,7 +5,7 @@ its rate-limit share, read the body up to `gateway_max_body_bytes`, split it int
 object, or NDJSON), validate each against the wire contract, refuse the whole request (403) if any
 snapshot speaks for another vendor, or names a device or node registered to another vendor or a node
 registered at another site (`kcloud.ownership`, the ingest's rule, on the registrations read once per
-request: `kcloud.gateway.owners`), refuse each snapshot dated outside the accepted window
+request: `gateway.owners`), refuse each snapshot dated outside the accepted window
 (`kcloud.timewindow`, the ingest's too: 422 `timestamp_out_of_range` when none is left), then produce the
 valid snapshots to `kcloud.telemetry.v1` (key = node_id) and the invalid ones to `kcloud.deadletter.v1`,
 and answer 202 only once Kafka has acknowledged every record. What the gateway accepts the ingest
@@ -24,11 +24,11 @@ from fastapi import APIRouter, Depends, Request
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import ClientDisconnect
 
-from kcloud.gateway.audit import AuditInfo, audit_of
-from kcloud.gateway.auth import AUTH_RESPONSES, Principal, require_role
-from kcloud.gateway.context import GatewayContext, context_of
-from kcloud.gateway.models import AcceptedSnapshot, ErrorBody, GatewayError, PushResult, RejectedSnapshot
-from kcloud.gateway.payload import (
+from gateway.audit import AuditInfo, audit_of
+from gateway.auth import AUTH_RESPONSES, Principal, require_role
+from gateway.context import GatewayContext, context_of
+from gateway.models import AcceptedSnapshot, ErrorBody, GatewayError, PushResult, RejectedSnapshot
+from gateway.payload import (
     BodyItem,
     Violation,
     media_kind,
@@ -37,7 +37,7 @@ from kcloud.gateway.payload import (
     read_body,
     vendor_violations,
 )
-from kcloud.gateway.produce import KafkaUnavailable, Record
+from gateway.produce import KafkaUnavailable, Record
 from kcloud.records import DeadLetter
 from kcloud.timewindow import TimeWindow
 from kcloud.topics import DEADLETTER, TELEMETRY

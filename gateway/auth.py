@@ -30,10 +30,10 @@ from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from starlette.concurrency import run_in_threadpool
 
-from kcloud.gateway.audit import audit_of
-from kcloud.gateway.context import context_of
-from kcloud.gateway.models import ErrorBody, GatewayError
-from kcloud.gateway.tokens import MalformedToken, parse_token, secret_matches
+from gateway.audit import audit_of
+from gateway.context import context_of
+from gateway.models import ErrorBody, GatewayError
+from gateway.tokens import MalformedToken, parse_token, secret_matches
 
 __all__ = ["AUTH_RESPONSES", "Principal", "authenticate", "bearer", "require_role"]
 

@@ -14,9 +14,9 @@ from typing import Annotated
 
 import typer
 
-from infra.errors import InfraError
+from console.cli_help import polish
 from kcloud import __version__
-from kcloud.cli_help import polish
+from kcloud.errors import ServiceError
 from kcloud.ledger.keys import LedgerKeyError
 from kcloud.settings import Settings, SettingsError, load_settings
 
@@ -54,12 +54,12 @@ _SUBAPPS: list[tuple[str, str, str, str]] = [
         "Build and verify the K-Cloud evidence and allocation reports for program managers.",
     ),
     (
-        "kcloud.gateway.cli",
+        "console.gateway_cmd",
         "gateway_app",
         "gateway",
         "Serve the authenticated HTTP endpoint where vendors push telemetry.",
     ),
-    ("kcloud.gateway.cli", "vendor_app", "vendor", "Register vendors and manage their push tokens."),
+    ("gateway.cli", "vendor_app", "vendor", "Register vendors and manage their push tokens."),
     ("collectors.cli", "app", "collect", "Run a node agent: a telemetry source to Kafka, or NDJSON with --print."),
     (
         "dashboards.cli",
@@ -188,7 +188,7 @@ def demo(
 
     Example: kcloud demo --nodes 200 --duration 60
     """
-    from kcloud.demo import run_demo
+    from console.demo import run_demo
 
     r = run_demo(settings(), nodes=nodes, interval_s=interval, duration_s=duration, with_gateway=gateway)
     typer.echo(
@@ -231,7 +231,9 @@ def device_decommission(
         return
     from kafka import KafkaProducer
 
-    producer = KafkaProducer(bootstrap_servers=s.kafka_bootstrap.split(","), acks="all")
+    from kcloud.kafka_client import producer_config
+
+    producer = KafkaProducer(**producer_config(s, client_id="kcloud-cli", linger_ms=0))
     producer.send(s.topic(DEPLOYMENTS), key=event.node_id.encode(), value=event.model_dump_json().encode())
     producer.flush(timeout=30)
     producer.close()
@@ -244,7 +246,7 @@ def status() -> None:
     """Every component in one look: PostgreSQL, Kafka, storage mode, stream workers and their lag, the
     gateway, open alerts and the ledger head; exit 1 when one has FAILed (`--`: not running).
     """
-    from kcloud.ops import FAIL, status_checks
+    from console.ops import FAIL, status_checks
 
     checks = status_checks(settings())
     for check in checks:
@@ -292,7 +294,7 @@ def alerts(  # noqa: PLR0917 (typer maps parameters to options)
     """
     import psycopg
 
-    from kcloud.ops import fetch_alerts
+    from console.ops import fetch_alerts
 
     if open_only and resolved:
         raise typer.BadParameter("--open and --resolved exclude each other; give one or neither")
@@ -356,7 +358,7 @@ def main() -> None:
     except SettingsError as exc:
         typer.echo(f"kcloud: configuration error: {exc}", err=True)
         sys.exit(2)
-    except InfraError as exc:
+    except ServiceError as exc:
         typer.echo(f"kcloud: {exc}", err=True)
         sys.exit(1)
     except LedgerKeyError as exc:  # e.g. a signing key others may read: refused, with how to fix it

@@ -5,7 +5,7 @@ secret (43 URL-safe characters, 256 random bits) proves possession. Only a rando
 SHA-256(salt || secret) are stored, never the secret. A slow password hash buys nothing for a 256-bit
 random secret and would cost every push a few milliseconds; the comparison is constant-time
 (`hmac.compare_digest`). A token may expire (`parse_expiry` reads the `--expires` of
-`kcloud vendor token create`). Pure functions only: the database side is `kcloud.gateway.registry`.
+`kcloud vendor token create`). Pure functions only: the database side is `gateway.registry`.
 
 Example:
     >>> issued = issue_token()

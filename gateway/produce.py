@@ -24,11 +24,12 @@ from typing import Any
 
 from kafka import KafkaProducer
 
+from kcloud.kafka_client import producer_config
 from kcloud.settings import Settings
 
 __all__ = ["KafkaGate", "KafkaUnavailable", "Record"]
 
-log = logging.getLogger("kcloud.gateway.produce")
+log = logging.getLogger("gateway.produce")
 
 
 class KafkaUnavailable(Exception):  # noqa: N818 -- reads as the condition it reports
@@ -50,22 +51,21 @@ class Record:
 
 
 def _producer_config(settings: Settings, send_timeout_s: float, connect_timeout_s: float) -> dict[str, Any]:
+    """The project's producer configuration (`kcloud.kafka_client`), as the gateway: a short linger, room
+    for the largest body, and an answer within `send_timeout_s`."""
     request_ms = max(int(send_timeout_s * 1000) // 2, 1000)
-    return {
-        "bootstrap_servers": settings.kafka_bootstrap.split(","),
-        "acks": "all",
-        "enable_idempotence": True,
-        "compression_type": "lz4",
-        "linger_ms": 5,
-        "batch_size": 256 * 1024,
-        "max_request_size": max(8 * 2**20, settings.gateway_max_body_bytes + 2**20),
-        "client_id": "kcloud-gateway",
-        "request_timeout_ms": request_ms,
-        "delivery_timeout_ms": request_ms + 10,
-        "max_block_ms": max(int(connect_timeout_s * 1000), 500),
-        "bootstrap_timeout_ms": max(int(connect_timeout_s * 1000), 500),
-        "reconnect_backoff_max_ms": 2000,
-    }
+    connect_ms = max(int(connect_timeout_s * 1000), 500)
+    return producer_config(
+        settings,
+        client_id="kcloud-gateway",
+        compression="lz4",
+        linger_ms=5,
+        max_request_size=max(8 * 2**20, settings.gateway_max_body_bytes + 2**20),
+        request_timeout_ms=request_ms,
+        delivery_timeout_ms=request_ms + 10,
+        max_block_ms=connect_ms,
+        bootstrap_timeout_ms=connect_ms,
+    )
 
 
 def _close_quietly(producer: KafkaProducer) -> None:

@@ -1,7 +1,7 @@
 """What every `kcloud ... --help` shows beyond its options: an example of each command, and help texts that
 survive the terminal renderer.
 
-`kcloud/cli.py` calls `polish(app)` once, after every stage's command group is mounted. It
+`console/main.py` calls `polish(app)` once, after every stage's command group is mounted. It
 
 - escapes Rich markup in option help texts, so that a literal `[default: …]` written by a command group
   (an option whose default is computed, e.g. from a setting) is shown instead of being taken for a style;

@@ -18,8 +18,8 @@ import re
 from dataclasses import dataclass
 from datetime import datetime
 
+from gateway.tokens import CROSS_VENDOR_ROLES, ROLES, IssuedToken, issue_token
 from kcloud.db.connect import Connection
-from kcloud.gateway.tokens import CROSS_VENDOR_ROLES, ROLES, IssuedToken, issue_token
 
 __all__ = [
     "RegistryError",

@@ -3,7 +3,7 @@
 The gateway keeps two: one bucket per token id (each token may send `burst` requests at once and
 `rate_per_s` requests per second after that; settings `gateway_burst`, `gateway_rate_per_s`), and one
 per client address that only failed authentications draw from (`gateway_auth_fail_burst`, then one per
-second; `kcloud.gateway.auth` never consults it for a token that authenticates). A request that finds
+second; `gateway.auth` never consults it for a token that authenticates). A request that finds
 its bucket empty is refused with the whole seconds to wait until one request's worth has refilled: the
 `Retry-After` of the 429. With several gateway processes behind a load balancer, each enforces its own
 buckets.

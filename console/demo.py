@@ -101,7 +101,7 @@ class _Demo:
         self.url = settings.effective_database_url
         logs = settings.state_dir.resolve() / "logs"
         env = settings_env(settings)
-        py = [sys.executable, "-m", "kcloud.cli"]
+        py = [sys.executable, "-m", "console.main"]
         self.worker_port = _free_port(settings.worker_web_port)
         self.gateway_port = _free_port(settings.gateway_port)
         self.metrics_port = _free_port(9464)

@@ -1,7 +1,6 @@
-"""`kcloud gateway` (serve the vendor push API) and `kcloud vendor ...` (vendors and their tokens),
-mounted by kcloud/cli.py.
+"""`kcloud vendor ...`: vendors and their push tokens (mounted by console/main.py; `kcloud gateway`, which
+serves the API with the routers of the other stages, is `console.gateway_cmd`).
 
-    kcloud gateway [--host H] [--port P]                   serve until SIGTERM / Ctrl-C
     kcloud vendor add NAME --domestic|--foreign            register a vendor
     kcloud vendor list                                     the registered vendors
     kcloud vendor token create --vendor NAME [--label L] [--expires D]
@@ -17,98 +16,29 @@ from __future__ import annotations
 
 from typing import Annotated, NoReturn
 
+import click
 import typer
 
+from gateway.tokens import CROSS_VENDOR_ROLES, DEFAULT_EXPIRY, ROLES
+from kcloud.cli_context import settings_from
 from kcloud.db.connect import Connection
 from kcloud.db.errors import DatabaseError
-from kcloud.gateway.tokens import CROSS_VENDOR_ROLES, DEFAULT_EXPIRY, ROLES
 from kcloud.settings import Settings
 
-__all__ = ["gateway_app", "vendor_app"]
+__all__ = ["vendor_app"]
 
-gateway_app = typer.Typer(
-    help="Serve the authenticated HTTP endpoint where vendors push telemetry (POST /v1/telemetry).",
-    invoke_without_command=True,
-)
 vendor_app = typer.Typer(help="Register vendors and manage their push tokens.", no_args_is_help=True)
 token_app = typer.Typer(help="Issue, revoke and list the push tokens of vendors.", no_args_is_help=True)
 vendor_app.add_typer(token_app, name="token")
 
 
 def _settings() -> Settings:
-    from kcloud.cli import settings
-
-    return settings()
-
-
-def _check_port(host: str, port: int) -> None:
-    """Fail with one line when the address cannot be listened on (taken, or not ours)."""
-    import socket
-
-    try:
-        family = socket.AF_INET6 if ":" in host else socket.AF_INET
-        with socket.socket(family, socket.SOCK_STREAM) as sock:
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            sock.bind((host, port))
-    except OSError as exc:
-        _fail(
-            f"gateway: cannot listen on {host}:{port}: {exc.strerror or exc}; is another gateway running there? "
-            "choose another address with --host/--port (or KCLOUD_GATEWAY_HOST/KCLOUD_GATEWAY_PORT)"
-        )
+    return settings_from(click.get_current_context())
 
 
 def _fail(message: str) -> NoReturn:
     typer.echo(f"kcloud: {message}", err=True)
     raise typer.Exit(1)
-
-
-@gateway_app.callback()
-def gateway(
-    ctx: typer.Context,
-    host: Annotated[
-        str | None, typer.Option(help="Address to listen on [default: KCLOUD_GATEWAY_HOST, 127.0.0.1].")
-    ] = None,
-    port: Annotated[
-        int | None, typer.Option(min=1, max=65535, help="Port to listen on [default: KCLOUD_GATEWAY_PORT, 8470].")
-    ] = None,
-    log_level: Annotated[str, typer.Option(help="Log level: debug, info, warning, error.")] = "info",
-) -> None:
-    """Serve the vendor push API until SIGTERM or Ctrl-C.
-
-    Limits come from the settings: KCLOUD_GATEWAY_MAX_BODY_BYTES, KCLOUD_GATEWAY_MAX_SNAPSHOTS,
-    KCLOUD_GATEWAY_RATE_PER_S and KCLOUD_GATEWAY_BURST (`kcloud config show` lists them).
-    X-Forwarded-For is believed only from KCLOUD_GATEWAY_TRUSTED_PROXIES (addresses or CIDR networks,
-    comma-separated; default none): otherwise the connecting address is the client's, in the audit
-    trail and for the failed-authentication limit.
-    """
-    if ctx.invoked_subcommand is not None:
-        return
-    import logging
-
-    import uvicorn
-
-    from kcloud.gateway.app import create_app
-
-    s = _settings()
-    s = s.model_copy(update={k: v for k, v in {"gateway_host": host, "gateway_port": port}.items() if v is not None})
-    _check_port(s.gateway_host, s.gateway_port)
-    logging.basicConfig(level=log_level.upper(), format="[%(asctime)s] %(levelname)s %(name)s: %(message)s")
-    if log_level.lower() != "debug":  # kafka-python narrates every connection at INFO
-        logging.getLogger("kafka").setLevel(max(logging.WARNING, logging.getLogger().level))
-    typer.echo(f"kcloud gateway: serving http://{s.gateway_host}:{s.gateway_port}/v1/telemetry", err=True)
-    proxies = s.gateway_trusted_proxy_list
-    if proxies:
-        typer.echo(f"kcloud gateway: believing X-Forwarded-For from {', '.join(proxies)} only", err=True)
-    uvicorn.run(
-        create_app(s),
-        host=s.gateway_host,
-        port=s.gateway_port,
-        log_level=log_level.lower(),
-        access_log=True,
-        # uvicorn believes X-Forwarded-* from 127.0.0.1 unless told otherwise: only configured proxies here
-        proxy_headers=bool(proxies),
-        forwarded_allow_ips=proxies or [],
-    )
 
 
 def _connect(s: Settings) -> Connection:
@@ -126,7 +56,7 @@ def vendor_add(
     display_name: Annotated[str | None, typer.Option(help="Name shown in reports [default: NAME].")] = None,
 ) -> None:
     """Register a vendor (or correct its display name and domestic flag)."""
-    from kcloud.gateway.registry import RegistryError, add_vendor
+    from gateway.registry import RegistryError, add_vendor
 
     try:
         with _connect(_settings()) as conn:
@@ -138,7 +68,7 @@ def vendor_add(
 @vendor_app.command("list")
 def vendor_list() -> None:
     """List the registered vendors."""
-    from kcloud.gateway.registry import list_vendors
+    from gateway.registry import list_vendors
 
     try:
         with _connect(_settings()) as conn:
@@ -173,8 +103,8 @@ def token_create(
     ] = DEFAULT_EXPIRY,
 ) -> None:
     """Issue a token; it is printed once and only its salted hash is stored."""
-    from kcloud.gateway.registry import RegistryError, create_token
-    from kcloud.gateway.tokens import BadExpiry, parse_expiry
+    from gateway.registry import RegistryError, create_token
+    from gateway.tokens import BadExpiry, parse_expiry
 
     if role in CROSS_VENDOR_ROLES and vendor is not None:
         _fail(f"a {role} token reads every vendor's reports and belongs to no vendor: leave out --vendor {vendor}")
@@ -202,7 +132,7 @@ def token_create(
 @token_app.command("revoke")
 def token_revoke(token_id: Annotated[str, typer.Argument(help="The token's id (or the whole token).")]) -> None:
     """Revoke a token: every request with it is refused with 401 from now on."""
-    from kcloud.gateway.registry import RegistryError, revoke_token
+    from gateway.registry import RegistryError, revoke_token
 
     try:
         with _connect(_settings()) as conn:
@@ -226,7 +156,7 @@ def token_list(
     """
     from datetime import UTC, datetime
 
-    from kcloud.gateway.registry import list_tokens
+    from gateway.registry import list_tokens
 
     try:
         with _connect(_settings()) as conn:

@@ -31,9 +31,9 @@ from typing import Any
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 
+from gateway.audit_spool import AuditSpool
+from gateway.metrics import GatewayMetrics
 from kcloud.db.connect import Pool
-from kcloud.gateway.audit_spool import AuditSpool
-from kcloud.gateway.metrics import GatewayMetrics
 
 __all__ = [
     "AUDITED_PREFIX",
@@ -45,7 +45,7 @@ __all__ = [
     "insert_audit_rows",
 ]
 
-log = logging.getLogger("kcloud.gateway.audit")
+log = logging.getLogger("gateway.audit")
 
 AUDITED_PREFIX = "/v1/"
 REQUEST_ID_HEADER = "X-Request-Id"

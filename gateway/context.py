@@ -1,6 +1,6 @@
 """What one running gateway shares between requests: its settings, the database pool, the Kafka
 producer, the rate limiters, the audit writer (with its spool), the health probe, the metrics and the
-registrations it has read (`kcloud.gateway.owners`). Built when the app starts (`GatewayContext.open`),
+registrations it has read (`gateway.owners`). Built when the app starts (`GatewayContext.open`),
 closed when it stops; handlers reach it through `context_of(request)`.
 """
 
@@ -15,22 +15,22 @@ import psycopg.errors
 from psycopg_pool import PoolTimeout
 from starlette.requests import Request
 
+from gateway.audit import AuditWriter
+from gateway.audit_spool import AuditSpool
+from gateway.health import BoundedProbe
+from gateway.limits import RateLimiter
+from gateway.metrics import GatewayMetrics
+from gateway.models import GatewayError
+from gateway.owners import OwnerCache
+from gateway.produce import KafkaGate
+from gateway.registry import StoredToken, find_token
 from kcloud.db.connect import Pool, create_pool, redact_url
 from kcloud.db.owners import Registrations
-from kcloud.gateway.audit import AuditWriter
-from kcloud.gateway.audit_spool import AuditSpool
-from kcloud.gateway.health import BoundedProbe
-from kcloud.gateway.limits import RateLimiter
-from kcloud.gateway.metrics import GatewayMetrics
-from kcloud.gateway.models import GatewayError
-from kcloud.gateway.owners import OwnerCache
-from kcloud.gateway.produce import KafkaGate
-from kcloud.gateway.registry import StoredToken, find_token
 from kcloud.settings import Settings
 
 __all__ = ["DB_RETRY_AFTER_S", "GatewayContext", "context_of"]
 
-log = logging.getLogger("kcloud.gateway")
+log = logging.getLogger("gateway")
 
 #: Retry-After of a 503 caused by the database
 DB_RETRY_AFTER_S = 5
@@ -117,7 +117,7 @@ class GatewayContext:
             raise self._unavailable(exc) from exc
 
     def registrations(self, node_ids: Collection[str], device_uuids: Collection[str]) -> Registrations:
-        """Who owns the nodes and devices a push names (blocking; see `kcloud.gateway.owners`); a 503
+        """Who owns the nodes and devices a push names (blocking; see `gateway.owners`); a 503
         `GatewayError` when the database does not answer: nothing is accepted unchecked."""
         what = "the gateway cannot check who owns the pushed nodes and devices now"
         if self.pool is None:

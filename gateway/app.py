@@ -2,8 +2,8 @@
 `GET /healthz`, `GET /metrics` (Prometheus) and `GET /openapi.json`.
 
 `create_app(settings)` builds it; `kcloud gateway` serves it with uvicorn. The `/v1` routers are
-listed in `ROUTERS` (module, attribute), the one place a new endpoint is mounted: a router's routes
-declare `Depends(require_role(...))` from `kcloud.gateway.auth` and get authentication, rate
+listed in `ROUTERS`, the one place a new endpoint is mounted: a router's routes
+declare `Depends(require_role(...))` from `gateway.auth` and get authentication, rate
 limiting and the audit row for free.
 
 Example:
@@ -13,11 +13,11 @@ Example:
 
 from __future__ import annotations
 
-import importlib
 import logging
 import threading
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Callable, Iterable
 from contextlib import asynccontextmanager
+from types import ModuleType
 from typing import Any
 
 from fastapi import APIRouter, FastAPI, Request
@@ -26,21 +26,22 @@ from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.concurrency import run_in_threadpool
 
-from kcloud.gateway.audit import AuditMiddleware
-from kcloud.gateway.auth import AUTH_RESPONSES, require_role
-from kcloud.gateway.context import GatewayContext, context_of
-from kcloud.gateway.models import GatewayError, Health
+from gateway import push
+from gateway.audit import AuditMiddleware
+from gateway.auth import AUTH_RESPONSES, require_role
+from gateway.context import GatewayContext, context_of
+from gateway.models import GatewayError, Health
+from kcloud.kafka_client import ensure_topics
 from kcloud.records import NodeSnapshot
 from kcloud.settings import Settings
 
 __all__ = ["ROUTERS", "create_app"]
 
-log = logging.getLogger("kcloud.gateway")
+log = logging.getLogger("gateway")
 
-#: (module, attribute) of every router mounted under the app; add a line to mount a new one
-ROUTERS: list[tuple[str, str]] = [
-    ("kcloud.gateway.push", "router"),
-]
+#: the modules whose `router` is mounted under the app; add one to mount a new endpoint (a module may
+#: also have `refresh_openapi()`, called before the OpenAPI document is built)
+ROUTERS: list[ModuleType] = [push]
 
 _DESCRIPTION = """\
 The kcloud-observatory vendor push gateway: accelerator vendors push node snapshots
@@ -49,10 +50,8 @@ A push is answered 202 only once Kafka has acknowledged every accepted snapshot.
 
 
 def _ensure_topics(settings: Settings) -> None:
-    from infra.kafka import KafkaService
-
     try:
-        created = KafkaService(settings).ensure_topics()
+        created = ensure_topics(settings)
     except Exception as exc:
         log.warning(
             "gateway: could not check the Kafka topics at %s (%s); pushes get 503 until Kafka answers",
@@ -67,8 +66,8 @@ def _ensure_topics(settings: Settings) -> None:
 def _openapi(app: FastAPI) -> dict[str, Any]:
     """The OpenAPI document, built anew each time: a router module's `refresh_openapi()`, where it has one,
     brings its examples up to date first (a snapshot example is only accepted with a current time)."""
-    for module, _ in ROUTERS:
-        refresh = getattr(importlib.import_module(module), "refresh_openapi", None)
+    for module in ROUTERS:
+        refresh = getattr(module, "refresh_openapi", None)
         if callable(refresh):
             refresh()
     schema = get_openapi(title=app.title, version=app.version, description=app.description, routes=app.routes)
@@ -80,8 +79,16 @@ def _openapi(app: FastAPI) -> dict[str, Any]:
     return schema
 
 
-def create_app(settings: Settings, extra_routers: Iterable[APIRouter] = ()) -> FastAPI:
-    """The gateway app for `settings`; `extra_routers` are mounted after those of `ROUTERS`."""
+#: a router of readers (program managers): built with the settings and the dependency that admits the role
+ReaderRouter = Callable[[Settings, Any], APIRouter]
+
+
+def create_app(
+    settings: Settings, extra_routers: Iterable[APIRouter] = (), reader_routers: Iterable[ReaderRouter] = ()
+) -> FastAPI:
+    """The gateway app for `settings`; `extra_routers` are mounted after those of `ROUTERS`, and each of
+    `reader_routers` (other stages' endpoints, such as the reports: the application passes them in) behind
+    the `program-manager` role."""
     ctx = GatewayContext(settings)
 
     @asynccontextmanager
@@ -136,17 +143,16 @@ def create_app(settings: Settings, extra_routers: Iterable[APIRouter] = ()) -> F
         """The gateway's Prometheus metrics."""
         return Response(generate_latest(context_of(request).metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
-    for module, attr in ROUTERS:
-        app.include_router(getattr(importlib.import_module(module), attr))
-    from reports.http import report_router
-
-    app.include_router(
-        report_router(settings, require_role("program-manager")),
-        responses={
-            **AUTH_RESPONSES,
-            400: {"description": "Bad report parameters (unknown vendor, inverted dates, no data), with the reason."},
-        },
-    )
+    for module in ROUTERS:
+        app.include_router(module.router)
+    for reader in reader_routers:
+        app.include_router(
+            reader(settings, require_role("program-manager")),
+            responses={
+                **AUTH_RESPONSES,
+                400: {"description": "Bad parameters (unknown vendor, inverted dates, no data), with the reason."},
+            },
+        )
     for router in extra_routers:
         app.include_router(router)
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]

@@ -20,8 +20,8 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any, Literal
 
+from gateway.models import GatewayError, RejectedSnapshot
 from kcloud import timewindow
-from kcloud.gateway.models import GatewayError, RejectedSnapshot
 from kcloud.ownership import NodeOwner, check
 from kcloud.records import InvalidSnapshot, NodeSnapshot, parse_snapshot
 from kcloud.timewindow import TimeWindow

@@ -29,7 +29,7 @@ from typing import Any, BinaryIO
 
 __all__ = ["AuditSpool"]
 
-log = logging.getLogger("kcloud.gateway.audit")
+log = logging.getLogger("gateway.audit")
 
 
 class AuditSpool:

@@ -5,9 +5,13 @@ Modules, in the order a request meets them: `app` (the FastAPI app and its route
 (one `ingest_audit` row per request), `auth` (token check, rate limit, `require_role`), `push` (the
 endpoint), `payload` (body to snapshots), `produce` (Kafka, answer only after acknowledgement);
 beside them `tokens` (token format and hashing), `registry` (vendors and tokens in the database),
-`limits`, `metrics`, `models`, `context`, and `cli` (`kcloud gateway`, `kcloud vendor`).
+`limits`, `metrics`, `models`, `context`, and `cli` (`kcloud vendor`; `kcloud gateway`, which mounts the
+reports' endpoints too, is the application's `console.gateway_cmd`).
 
-Import from the modules (`kcloud.gateway.app.create_app`, `kcloud.gateway.auth.require_role`): the
+A stage like the collectors (it produces snapshots): imports only the core (`kcloud`); other stages'
+endpoints are passed to `create_app` by the application.
+
+Import from the modules (`gateway.app.create_app`, `gateway.auth.require_role`): the
 package itself imports nothing, so that `kcloud --help` does not load the web stack.
 """
 
