@@ -21,8 +21,9 @@ from niquests.exceptions import RequestException
 
 from dashboards.provisioning import DEFAULT_OUT, build_files, datasource_model, write_files
 from dashboards.publish import PublishError, connect_grafana, publish
+from kcloud.cli_context import settings_from
 from kcloud.db.mode import probe_timescaledb, recorded_mode
-from kcloud.settings import Settings, SettingsError, load_settings
+from kcloud.settings import Settings
 
 __all__ = ["app", "detect_timescaledb"]
 
@@ -43,16 +44,9 @@ def _fail(message: str) -> NoReturn:
 
 
 def _settings(ctx: typer.Context) -> Settings:
-    obj = ctx.obj
-    if isinstance(obj, Settings):
-        return obj
-    if isinstance(obj, dict) and isinstance(obj.get("settings"), Settings):
-        found: Settings = obj["settings"]
-        return found
-    try:
-        return load_settings()
-    except SettingsError as exc:
-        _fail(str(exc))
+    """The settings in force: the root command's `--config`/`--state-dir`, the KCLOUD_* variables, the
+    defaults (`kcloud.cli_context`, as every command group)."""
+    return settings_from(ctx)
 
 
 def detect_timescaledb(url: str) -> bool:
