@@ -8,11 +8,10 @@ from __future__ import annotations
 
 from typing import Annotated, NoReturn
 
-import click
 import typer
 from fastapi import FastAPI
 
-from kcloud.cli_context import settings_from
+from kcloud.cli_context import current_settings
 from kcloud.settings import Settings
 
 __all__ = ["full_app", "gateway_app"]
@@ -32,7 +31,7 @@ def full_app(settings: Settings) -> FastAPI:
 
 
 def _settings() -> Settings:
-    return settings_from(click.get_current_context())
+    return current_settings()
 
 
 def _check_port(host: str, port: int) -> None:

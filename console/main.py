@@ -12,12 +12,11 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
 
-import click
 import typer
 
 from console.cli_help import polish
 from kcloud import __version__
-from kcloud.cli_context import settings_from
+from kcloud.cli_context import current_context, current_settings
 from kcloud.errors import ServiceError
 from kcloud.ledger.keys import LedgerKeyError
 from kcloud.settings import Settings, SettingsError, load_settings
@@ -90,9 +89,8 @@ class _State:
 def settings() -> Settings:
     """The settings for this invocation (global options applied): `kcloud.cli_context.settings_from`, the
     one accessor every command group uses; outside a command, the global options last given."""
-    ctx = click.get_current_context(silent=True)
-    if ctx is not None:
-        return settings_from(ctx)
+    if current_context() is not None:
+        return current_settings()
     return load_settings(_State.config, dict(_State.overrides))
 
 

@@ -16,11 +16,10 @@ from __future__ import annotations
 
 from typing import Annotated, NoReturn
 
-import click
 import typer
 
 from gateway.tokens import CROSS_VENDOR_ROLES, DEFAULT_EXPIRY, ROLES
-from kcloud.cli_context import settings_from
+from kcloud.cli_context import current_settings
 from kcloud.db.connect import Connection
 from kcloud.db.errors import DatabaseError
 from kcloud.settings import Settings
@@ -33,7 +32,7 @@ vendor_app.add_typer(token_app, name="token")
 
 
 def _settings() -> Settings:
-    return settings_from(click.get_current_context())
+    return current_settings()
 
 
 def _fail(message: str) -> NoReturn:

@@ -10,12 +10,11 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, NoReturn
 
-import click
 import typer
 
 from kcloud.settings import Settings, SettingsError, load_settings
 
-__all__ = ["fail", "settings_from"]
+__all__ = ["current_context", "current_settings", "fail", "settings_from"]
 
 
 def fail(message: str, code: int = 1) -> NoReturn:
@@ -24,7 +23,7 @@ def fail(message: str, code: int = 1) -> NoReturn:
     raise typer.Exit(code)
 
 
-def settings_from(ctx: typer.Context | click.Context) -> Settings:
+def settings_from(ctx: Any) -> Settings:
     """Settings for this invocation: the root's `--config`/`--state-dir`, then KCLOUD_* variables and defaults."""
     obj: Any = ctx.find_root().obj
     if isinstance(obj, Settings):
@@ -39,5 +38,26 @@ def settings_from(ctx: typer.Context | click.Context) -> Settings:
         overrides = dict(obj.get("overrides") or {})
     try:
         return load_settings(config, overrides)
+    except SettingsError as exc:
+        fail(f"kcloud: configuration error: {exc}", 2)
+
+
+def current_context() -> Any:
+    """The click context of the command running now, or None: typer runs on a click of its own."""
+    try:
+        from typer._click import globals as click_globals
+    except ImportError:  # a typer that uses the click package itself
+        import click.globals as click_globals  # type: ignore[no-redef]
+    return click_globals.get_current_context(silent=True)
+
+
+def current_settings() -> Settings:
+    """`settings_from` the command running now, for a command that takes no context argument; the
+    variables and defaults when no command runs."""
+    ctx = current_context()
+    if ctx is not None:
+        return settings_from(ctx)
+    try:
+        return load_settings()
     except SettingsError as exc:
         fail(f"kcloud: configuration error: {exc}", 2)
